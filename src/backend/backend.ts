@@ -1,0 +1,104 @@
+// The backend interface and registry. A backend is memory (alloc, free, write, read) plus kernels
+// (prepare, run) plus capabilities as data. Backends import only this file, ops/ and core/.
+import type { DType, TypedArray } from '../core/dtype.js';
+import type { Attrs, KernelOp } from '../ops/opcodes.js';
+
+/** Device names. */
+export type DeviceName = 'cpu' | 'webgpu';
+
+/** A block of device memory. Opaque to the frontend; `bytes` is its usable size. */
+export interface DeviceBuffer {
+  readonly bytes: number;
+}
+
+/**
+ * A tensor as a kernel sees it: a buffer plus an element offset, shape and element strides.
+ * Inputs of elementwise ops arrive already broadcast to the output shape (stride 0 on stretched dims).
+ */
+export interface TensorSpec {
+  readonly buffer: DeviceBuffer;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+/** A JS number operand of an elementwise op (passed as a kernel constant, never uploaded as a tensor). */
+export interface ScalarSpec {
+  readonly scalar: number;
+  readonly dtype: DType;
+}
+
+/** An input of a kernel. */
+export type Operand = TensorSpec | ScalarSpec;
+
+/** True when an operand is a scalar constant. */
+export function isScalar(o: Operand): o is ScalarSpec {
+  return (o as ScalarSpec).scalar !== undefined;
+}
+
+/** What a backend can do, as data. */
+export interface BackendCaps {
+  /** Dtypes the backend stores and computes. */
+  readonly dtypes: readonly DType[];
+  /** Human-readable description (adapter name, software or not, threads, ...). */
+  readonly description: string;
+  /** True when the device is a software emulation (e.g. llvmpipe / lavapipe). */
+  readonly software: boolean;
+}
+
+/** Live-memory and activity counters of a backend. Counters only grow; live values go up and down. */
+export interface BackendStats {
+  liveBuffers: number;
+  liveBytes: number;
+  buffersCreated: number;
+  bytesUploaded: number;
+  bytesDownloaded: number;
+  dispatches: number;
+  submits: number;
+  compiles: number;
+}
+
+/** The interface every backend implements. */
+export interface Backend {
+  readonly name: DeviceName;
+  readonly caps: BackendCaps;
+  /** Allocates at least `bytes` bytes, zero-filled. */
+  alloc(bytes: number): DeviceBuffer;
+  /** Returns a buffer; using it afterwards is an error. */
+  free(buf: DeviceBuffer): void;
+  /** Copies host data into a buffer at a byte offset. */
+  write(buf: DeviceBuffer, data: ArrayBufferView, byteOffset: number): void;
+  /** Reads `count` elements of dtype `dtype` starting at element `offset` (the only host sync point). */
+  read(buf: DeviceBuffer, dtype: DType, offset: number, count: number): Promise<TypedArray>;
+  /** Compiles/caches whatever `run` with the same signature needs, so `run` never compiles. */
+  prepare<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void;
+  /** Enqueues op `op` writing `output` (contiguous unless op is elementwise or copy). */
+  run<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void;
+  /** Resolves when all enqueued work has finished. */
+  sync(): Promise<void>;
+  /** Current counters. */
+  stats(): BackendStats;
+}
+
+const registry = new Map<DeviceName, Backend>();
+
+/** Registers (or replaces) the backend for a device name. */
+export function registerBackend(b: Backend): void {
+  registry.set(b.name, b);
+}
+
+/** The backend registered for `name`, or undefined. */
+export function findBackend(name: DeviceName): Backend | undefined {
+  return registry.get(name);
+}
+
+/** Names of all registered backends. */
+export function registeredBackends(): DeviceName[] {
+  return [...registry.keys()];
+}
+
+/** A zeroed stats record. */
+export function emptyStats(): BackendStats {
+  return { liveBuffers: 0, liveBytes: 0, buffersCreated: 0, bytesUploaded: 0, bytesDownloaded: 0, dispatches: 0, submits: 0, compiles: 0 };
+}

@@ -1,0 +1,29 @@
+// What each op keeps for its backward pass: which inputs and whether its output. The autograd engine
+// saves exactly these (each as its own storage reference), so memory held by the graph is minimal.
+import type { OpCode } from './opcodes.js';
+
+/** What an op's gradient rule needs from the forward pass; `null` marks a non-differentiable op. */
+export interface SaveSpec {
+  readonly inputs: readonly number[];
+  readonly output: boolean;
+}
+
+const none: SaveSpec = { inputs: [], output: false };
+const x: SaveSpec = { inputs: [0], output: false };
+const y: SaveSpec = { inputs: [], output: true };
+const xy: SaveSpec = { inputs: [0, 1], output: false };
+
+/** Save specs of every op (null: no gradient flows through it). */
+export const SAVES: Readonly<Record<OpCode, SaveSpec | null>> = {
+  neg: none, abs: x, sign: null, exp: y, log: x, sqrt: y, rsqrt: y, reciprocal: y, sin: x, cos: x,
+  tanh: y, sigmoid: y, relu: x, gelu: x, floor: null, ceil: null, round: null, logicalNot: null,
+  add: none, sub: none, mul: xy, div: { inputs: [1], output: true }, pow: { inputs: [0, 1], output: true },
+  maximum: xy, minimum: xy, eq: null, ne: null, lt: null, le: null, gt: null, ge: null,
+  logicalAnd: null, logicalOr: null, geluGrad: null,
+  sum: none, max: { inputs: [0], output: true }, min: { inputs: [0], output: true }, argmax: null, argmin: null,
+  where: { inputs: [0], output: false }, cast: none, copy: none, matmul: xy,
+  softmax: y, logSoftmax: y, gather: { inputs: [1], output: false }, scatterAdd: { inputs: [1], output: false },
+  indexSelect: { inputs: [1], output: false }, indexAdd: { inputs: [1], output: false }, concat: none,
+  fill: null, arange: null, randUniform: null, randNormal: null,
+  reshape: none, permute: none, slice: none, expand: none,
+}; // prettier-ignore

@@ -1,0 +1,79 @@
+// Shape rules: the output shape of each op from its input shapes and attributes, with the errors
+// that name the op and the offending shapes. The frontend calls these before any work is enqueued.
+import { OpError, fmtShape } from '../core/errors.js';
+import { broadcastShapes, type Shape } from '../core/shape.js';
+
+/** Output shape of a reduction over normalized `axes`. */
+export function reduceShape(shape: Shape, axes: readonly number[], keepdim: boolean): number[] {
+  const out: number[] = [];
+  shape.forEach((d, i) => {
+    if (!axes.includes(i)) out.push(d);
+    else if (keepdim) out.push(1);
+  });
+  return out;
+}
+
+/** Output shape of matmul with torch.matmul semantics for operands of rank >= 2 (1-D handled by the frontend). */
+export function matmulShape(a: Shape, b: Shape): { batch: number[]; m: number; k: number; n: number } {
+  if (a.length < 2 || b.length < 2) throw new OpError('matmul', `operands must have at least 2 dims after promotion, got ${fmtShape(a)} and ${fmtShape(b)}`);
+  const m = a[a.length - 2]!;
+  const k = a[a.length - 1]!;
+  const k2 = b[b.length - 2]!;
+  const n = b[b.length - 1]!;
+  if (k !== k2) throw new OpError('matmul', `inner dims differ: ${fmtShape(a)} @ ${fmtShape(b)} (${k} vs ${k2})`);
+  const batch = broadcastShapes('matmul', a.slice(0, -2), b.slice(0, -2));
+  return { batch, m, k, n };
+}
+
+/** Checks torch.gather's shape contract and returns the output shape (the index's shape). */
+export function gatherShape(op: string, self: Shape, dim: number, index: Shape): number[] {
+  if (index.length !== self.length) throw new OpError(op, `index must have the same number of dims as the input: input ${fmtShape(self)}, index ${fmtShape(index)}`);
+  index.forEach((d, i) => {
+    if (i !== dim && d > self[i]!) throw new OpError(op, `index ${fmtShape(index)} is larger than input ${fmtShape(self)} at dim ${i}`);
+  });
+  return [...index];
+}
+
+/** Checks torch.scatter_add's contract: index matches src in rank, fits in src and (off `dim`) in self. */
+export function scatterShape(op: string, self: Shape, dim: number, index: Shape, src: Shape): number[] {
+  if (index.length !== self.length || src.length !== self.length) {
+    throw new OpError(op, `self ${fmtShape(self)}, index ${fmtShape(index)} and src ${fmtShape(src)} must have the same number of dims`);
+  }
+  index.forEach((d, i) => {
+    if (d > src[i]! || (i !== dim && d > self[i]!)) throw new OpError(op, `index ${fmtShape(index)} does not fit src ${fmtShape(src)} / self ${fmtShape(self)} at dim ${i}`);
+  });
+  return [...self];
+}
+
+/** Output shape of index_select: `self` with dim `dim` replaced by the number of indices. */
+export function indexSelectShape(self: Shape, dim: number, index: Shape): number[] {
+  if (index.length !== 1) throw new OpError('indexSelect', `index must be 1-D, got ${fmtShape(index)}`);
+  const out = [...self];
+  out[dim] = index[0]!;
+  return out;
+}
+
+/** Checks index_add's contract: src is `self` with dim `dim` sized by the 1-D index. */
+export function indexAddShape(self: Shape, dim: number, index: Shape, src: Shape): number[] {
+  const want = indexSelectShape(self, dim, index);
+  if (want.length !== src.length || want.some((d, i) => d !== src[i])) {
+    throw new OpError('indexAdd', `src must have shape ${fmtShape(want)} for self ${fmtShape(self)}, dim ${dim}, index ${fmtShape(index)}; got ${fmtShape(src)}`);
+  }
+  return [...self];
+}
+
+/** Output shape of concatenation along `axis`; all other dims must match. */
+export function concatShape(shapes: readonly Shape[], axis: number): number[] {
+  const first = shapes[0];
+  if (!first) throw new OpError('concat', 'needs at least one tensor');
+  const out = [...first];
+  let total = 0;
+  for (const s of shapes) {
+    if (s.length !== first.length || s.some((d, i) => i !== axis && d !== first[i])) {
+      throw new OpError('concat', `shapes ${shapes.map(fmtShape).join(', ')} differ outside dim ${axis}`);
+    }
+    total += s[axis]!;
+  }
+  out[axis] = total;
+  return out;
+}
