@@ -1,0 +1,142 @@
+// Reverse-mode differentiation: walks the recorded graph from a tensor back to the leaves in
+// dependency order, applies each op's gradient rule and accumulates into leaf `.grad` in place.
+import { AutogradError, fmtShape } from '../core/errors.js';
+import { Tensor, binary, cast, keep, noGrad, onesLike, tidy, type Node } from '../tensor/index.js';
+import { GRAD_RULES } from './rules.js';
+
+/** Options of `backward`. */
+export interface BackwardOptions {
+  /** Keep the graph's saved tensors so that backward can run through it again. */
+  retainGraph?: boolean;
+}
+
+/** Nodes reachable from `root`, with how many reachable nodes feed a gradient into each. */
+function dependencies(root: Node): Map<Node, number> {
+  const deps = new Map<Node, number>([[root, 0]]);
+  const stack = [root];
+  while (stack.length) {
+    const n = stack.pop()!;
+    for (const e of n.next) {
+      if (!e || !('node' in e)) continue;
+      const seen = deps.has(e.node);
+      deps.set(e.node, (deps.get(e.node) ?? 0) + 1);
+      if (!seen) stack.push(e.node);
+    }
+  }
+  return deps;
+}
+
+/**
+ * Bookkeeping of gradient tensors during one pass: how many pending slots hold each, and which ones
+ * a leaf took as its `.grad`, so that every intermediate is freed as soon as nothing needs it.
+ */
+class Ledger {
+  private readonly owned = new Set<Tensor>();
+  private readonly holds = new Map<Tensor, number>();
+
+  hold(t: Tensor): void {
+    this.holds.set(t, (this.holds.get(t) ?? 0) + 1);
+  }
+
+  /** Drops one hold; frees the tensor when none is left and no leaf owns it. */
+  drop(t: Tensor): void {
+    const n = (this.holds.get(t) ?? 0) - 1;
+    if (n > 0) this.holds.set(t, n);
+    else this.freeIfUnused(t);
+  }
+
+  freeIfUnused(t: Tensor): void {
+    if ((this.holds.get(t) ?? 0) > 0 || this.owned.has(t)) return;
+    this.holds.delete(t);
+    t.dispose();
+  }
+
+  /** Accumulates `g` into `leaf.grad`; takes `g` itself only when `exclusive` (referenced nowhere else). */
+  toLeaf(leaf: Tensor, g: Tensor, exclusive: boolean): void {
+    if (leaf.disposed) throw new AutogradError(`backward: leaf tensor #${leaf.id} (shape ${fmtShape(leaf.shape)}) was disposed`);
+    for (const h of leaf.leafHooks) g = h(g) ?? g;
+    if (leaf.grad) {
+      leaf.grad.add_(g); // in place: repeated accumulation allocates nothing
+      return;
+    }
+    const ownable = exclusive && g.isContiguous && g.offset === 0 && g.storage.refs === 1 && !this.holds.has(g);
+    const mine = ownable ? g : g.clone();
+    this.owned.add(mine);
+    leaf.grad = keep(mine);
+  }
+}
+
+/**
+ * Computes the gradient of `root` with respect to every leaf that requires grad, accumulating into
+ * their `.grad`. `grad` is the gradient of some scalar with respect to `root` (default: 1 for a
+ * one-element root). Unless `retainGraph`, the saved tensors are freed as the pass goes.
+ */
+export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
+  root.assertLive('backward');
+  if (!root.requiresGrad) throw new AutogradError('backward: the tensor does not require grad (no input of the computation had requiresGrad set)');
+  if (!grad && root.size !== 1) throw new AutogradError(`backward: an implicit gradient needs a one-element tensor, got shape ${fmtShape(root.shape)}; pass the gradient explicitly`);
+  if (grad && (grad.ndim !== root.ndim || grad.shape.some((d, i) => d !== root.shape[i]))) {
+    throw new AutogradError(`backward: gradient shape ${fmtShape(grad.shape)} does not match the tensor's shape ${fmtShape(root.shape)}`);
+  }
+  noGrad(() =>
+    tidy(() => {
+      const ledger = new Ledger();
+      const g0 = grad ? cast(grad, root.dtype).clone() : onesLike(root);
+      if (root.gradFn) run(root.gradFn, g0, ledger, opts.retainGraph ?? false);
+      else ledger.toLeaf(root, g0, true);
+    }),
+  );
+}
+
+function run(root: Node, g0: Tensor, ledger: Ledger, retain: boolean): void {
+  const deps = dependencies(root);
+  const grads = new Map<Node, Tensor>([[root, g0]]);
+  ledger.hold(g0);
+  const ready: Node[] = [root];
+  while (ready.length) {
+    const node = ready.pop()!;
+    const gIn = grads.get(node)!;
+    grads.delete(node);
+    const rule = GRAD_RULES[node.op];
+    if (!rule) throw new Error(`internal: ${node.op} was recorded but has no gradient rule`);
+    // each rule runs in its own scope: its temporaries are freed at once, its results survive
+    const inGrads = tidy(() => {
+      let g = gIn;
+      for (const h of node.hooks) g = h(g) ?? g;
+      return rule({ node, grad: g, needs: (i) => node.next[i] != null }).map((gi, i) => {
+        const meta = node.inputs[i];
+        return gi && meta && gi.dtype !== meta.dtype ? cast(gi, meta.dtype) : gi;
+      });
+    });
+    node.next.forEach((edge, i) => {
+      if (!edge) return;
+      const gi = inGrads[i];
+      if (!gi) throw new Error(`internal: rule of ${node.op} gave no gradient for input ${i}`);
+      if ('leaf' in edge) {
+        const exclusive = gi !== gIn && inGrads.indexOf(gi) === inGrads.lastIndexOf(gi);
+        ledger.toLeaf(edge.leaf, gi, exclusive);
+        return;
+      }
+      const prev = grads.get(edge.node);
+      const next = prev ? binary('add', prev, gi) : gi;
+      grads.set(edge.node, next);
+      ledger.hold(next);
+      if (prev) ledger.drop(prev);
+      const left = deps.get(edge.node)! - 1;
+      deps.set(edge.node, left);
+      if (left === 0) ready.push(edge.node);
+    });
+    ledger.drop(gIn);
+    for (const gi of inGrads) if (gi) ledger.freeIfUnused(gi);
+    if (!retain) node.freeSaved();
+  }
+}
+
+/** The gradient of `root` accumulated into `t.grad` for a non-leaf tensor as well (like retain_grad). */
+export function retainGrad(t: Tensor): void {
+  if (!t.gradFn) return; // leaves keep their grad anyway
+  t.gradFn.hooks.push((g) => {
+    if (t.grad) t.grad.add_(g);
+    else t.grad = keep(g.clone());
+  });
+}

@@ -1,0 +1,214 @@
+// Gradient rules: for each op, the vector-Jacobian product from the output gradient to each input's
+// gradient, written with the same tensor ops (so every backend runs backward with its own kernels).
+// The table is keyed by every op; non-differentiable ops map to null.
+import type { OpCode, AttrMap } from '../ops/opcodes.js';
+import { reduceShape } from '../ops/shapes.js';
+import {
+  Tensor,
+  binary,
+  cast,
+  expand,
+  gather,
+  indexAdd,
+  indexSelect,
+  matmul,
+  permute,
+  reshape,
+  scatterAdd,
+  slice,
+  split,
+  sum,
+  transpose,
+  unary,
+  where,
+  zeros,
+  type Node,
+} from '../tensor/index.js';
+
+/** What a rule gets: the node (saved tensors, attrs, input metadata) and the output's gradient. */
+export interface GradContext {
+  readonly node: Node;
+  readonly grad: Tensor;
+  /** True when input i needs a gradient (skip work otherwise). */
+  needs(i: number): boolean;
+}
+
+/** A gradient rule: one gradient (or null) per input. */
+export type GradRule = (ctx: GradContext) => (Tensor | null)[];
+
+/** Sums `g` down to `shape` (undoing broadcasting): leading dims and stretched size-1 dims. */
+export function unbroadcast(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const lead = g.ndim - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.ndim; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  return reshape(sum(g, axes, true), shape);
+}
+
+const inShape = (n: Node, i: number): readonly number[] => n.inputs[i]!.shape;
+
+/** Gradient for both inputs of a binary op given per-input full-shape gradient functions. */
+function bin(ctx: GradContext, ga: () => Tensor, gb: () => Tensor): (Tensor | null)[] {
+  return [ctx.needs(0) ? unbroadcast(ga(), inShape(ctx.node, 0)) : null, ctx.needs(1) ? unbroadcast(gb(), inShape(ctx.node, 1)) : null];
+}
+
+/** Operand i of a binary op: the saved tensor, or the JS number it was called with. */
+function operand(n: Node, i: number): Tensor | number {
+  if (n.savedInputs[i]) return n.input(i);
+  const s = n.scalars[i];
+  if (s === undefined || s === null) throw new Error(`internal: ${n.op} did not save operand ${i}`);
+  return s;
+}
+
+const mul = (a: Tensor | number, b: Tensor | number) => binary('mul', a, b);
+
+/** Gradient of max/min reductions: split evenly among the elements equal to the result. */
+function extremumGrad(ctx: GradContext): (Tensor | null)[] {
+  const { node, grad } = ctx;
+  const { axes, keepdim } = node.attrs as AttrMap['reduce'];
+  const x = node.input(0);
+  const keptShape = reduceShape(x.shape, axes, true);
+  const y = keepdim ? node.output() : reshape(node.output(), keptShape);
+  const g = keepdim ? grad : reshape(grad, keptShape);
+  const mask = cast(binary('eq', x, y), grad.dtype);
+  const count = sum(mask, axes, true);
+  return [mul(mask, binary('div', g, count))];
+}
+
+/** The gradient rules of every op. */
+export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
+  neg: ({ grad }) => [unary('neg', grad)],
+  abs: ({ node, grad }) => [mul(grad, unary('sign', node.input(0)))],
+  exp: ({ node, grad }) => [mul(grad, node.output())],
+  log: ({ node, grad }) => [binary('div', grad, node.input(0))],
+  sqrt: ({ node, grad }) => [binary('div', grad, mul(node.output(), 2))],
+  rsqrt: ({ node, grad }) => {
+    const y = node.output();
+    return [mul(grad, mul(mul(y, mul(y, y)), -0.5))];
+  },
+  reciprocal: ({ node, grad }) => {
+    const y = node.output();
+    return [unary('neg', mul(grad, mul(y, y)))];
+  },
+  sin: ({ node, grad }) => [mul(grad, unary('cos', node.input(0)))],
+  cos: ({ node, grad }) => [unary('neg', mul(grad, unary('sin', node.input(0))))],
+  tanh: ({ node, grad }) => {
+    const y = node.output();
+    return [mul(grad, binary('sub', 1, mul(y, y)))];
+  },
+  sigmoid: ({ node, grad }) => {
+    const y = node.output();
+    return [mul(grad, mul(y, binary('sub', 1, y)))];
+  },
+  relu: ({ node, grad }) => [where(binary('gt', node.input(0), 0), grad, 0)],
+  gelu: ({ node, grad }) => [binary('geluGrad', node.input(0), grad)],
+  add: (ctx) => bin(ctx, () => ctx.grad, () => ctx.grad),
+  sub: (ctx) => bin(ctx, () => ctx.grad, () => unary('neg', ctx.grad)),
+  mul: (ctx) => bin(ctx, () => mul(ctx.grad, operand(ctx.node, 1)), () => mul(ctx.grad, operand(ctx.node, 0))),
+  div: (ctx) => {
+    const b = operand(ctx.node, 1);
+    return bin(
+      ctx,
+      () => binary('div', ctx.grad, b),
+      () => unary('neg', binary('div', mul(ctx.grad, ctx.node.output()), b)),
+    );
+  },
+  pow: (ctx) => {
+    const a = operand(ctx.node, 0);
+    const b = operand(ctx.node, 1);
+    return bin(
+      ctx,
+      () => mul(ctx.grad, mul(b, binary('pow', a, binary('sub', b, 1)))),
+      () => {
+        // d/db a^b = a^b * log(a), taken as 0 where a <= 0 (as PyTorch does for a == 0)
+        const aT = a instanceof Tensor ? a : null;
+        const y = ctx.node.output();
+        const logA = aT ? where(binary('gt', aT, 0), unary('log', aT), 0) : Math.log(a as number);
+        return mul(ctx.grad, mul(y, logA));
+      },
+    );
+  },
+  maximum: (ctx) => extremum2(ctx, 'gt'),
+  minimum: (ctx) => extremum2(ctx, 'lt'),
+  sum: ({ node, grad }) => {
+    const { axes, keepdim } = node.attrs as AttrMap['reduce'];
+    const shape = inShape(node, 0);
+    const g = keepdim ? grad : reshape(grad, reduceShape(shape, axes, true));
+    return [expand(g, shape)];
+  },
+  max: extremumGrad,
+  min: extremumGrad,
+  where: (ctx) => {
+    const cond = ctx.node.input(0);
+    return [
+      null,
+      ctx.needs(1) ? unbroadcast(where(cond, ctx.grad, 0), inShape(ctx.node, 1)) : null,
+      ctx.needs(2) ? unbroadcast(where(cond, 0, ctx.grad), inShape(ctx.node, 2)) : null,
+    ];
+  },
+  cast: ({ grad }) => [grad], // the engine casts gradients back to each input's dtype
+  copy: ({ grad }) => [grad],
+  matmul: (ctx) => {
+    const a = ctx.node.input(0); // (..., m, k)
+    const b = ctx.node.input(1); // (..., k, n)
+    return [ctx.needs(0) ? matmul(ctx.grad, transpose(b)) : null, ctx.needs(1) ? matmul(transpose(a), ctx.grad) : null];
+  },
+  softmax: ({ node, grad }) => {
+    const { axis } = node.attrs as AttrMap['softmax'];
+    const y = node.output();
+    return [mul(y, binary('sub', grad, sum(mul(grad, y), axis, true)))];
+  },
+  logSoftmax: ({ node, grad }) => {
+    const { axis } = node.attrs as AttrMap['logSoftmax'];
+    return [binary('sub', grad, mul(unary('exp', node.output()), sum(grad, axis, true)))];
+  },
+  gather: ({ node, grad }) => {
+    const { dim } = node.attrs as AttrMap['gather'];
+    return [scatterAdd(zeros(inShape(node, 0), { dtype: grad.dtype, device: grad.device }), dim, node.input(1), grad), null];
+  },
+  scatterAdd: (ctx) => {
+    const { dim } = ctx.node.attrs as AttrMap['scatterAdd'];
+    return [ctx.grad, null, ctx.needs(2) ? gather(ctx.grad, dim, ctx.node.input(1)) : null];
+  },
+  indexSelect: ({ node, grad }) => {
+    const { dim } = node.attrs as AttrMap['indexSelect'];
+    return [indexAdd(zeros(inShape(node, 0), { dtype: grad.dtype, device: grad.device }), dim, node.input(1), grad), null];
+  },
+  indexAdd: (ctx) => {
+    const { dim } = ctx.node.attrs as AttrMap['indexAdd'];
+    return [ctx.grad, null, ctx.needs(2) ? indexSelect(ctx.grad, dim, ctx.node.input(1)) : null];
+  },
+  concat: ({ node, grad }) => {
+    const { axis } = node.attrs as AttrMap['concat'];
+    return split(grad, node.inputs.map((m) => m!.shape[axis]!), axis);
+  },
+  reshape: ({ node, grad }) => [reshape(grad, inShape(node, 0))],
+  permute: ({ node, grad }) => {
+    const { dims } = node.attrs as AttrMap['permute'];
+    const inv = new Array<number>(dims.length);
+    dims.forEach((d, i) => (inv[d] = i));
+    return [permute(grad, inv)];
+  },
+  slice: ({ node, grad }) => {
+    const { axis, start, end, step } = node.attrs as AttrMap['slice'];
+    const z = zeros(inShape(node, 0), { dtype: grad.dtype, device: grad.device });
+    const region = slice(z, axis, start, end, step);
+    region.copy_(grad);
+    region.dispose();
+    return [z];
+  },
+  expand: ({ node, grad }) => [unbroadcast(grad, inShape(node, 0))],
+  sign: null, floor: null, ceil: null, round: null, logicalNot: null, eq: null, ne: null, lt: null, le: null,
+  gt: null, ge: null, logicalAnd: null, logicalOr: null, geluGrad: null, argmax: null, argmin: null,
+  fill: null, arange: null, randUniform: null, randNormal: null,
+}; // prettier-ignore
+
+/** maximum/minimum: the gradient goes to the winning operand, split in half on ties (as PyTorch). */
+function extremum2(ctx: GradContext, wins: 'gt' | 'lt'): (Tensor | null)[] {
+  const a = operand(ctx.node, 0);
+  const b = operand(ctx.node, 1);
+  const half = mul(ctx.grad, 0.5);
+  const tie = binary('eq', a, b);
+  const pick = (x: Tensor | number, y: Tensor | number) => where(binary(wins, x, y), ctx.grad, where(tie, half, 0));
+  return bin(ctx, () => pick(a, b), () => pick(b, a));
+}

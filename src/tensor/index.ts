@@ -1,0 +1,15 @@
+// The tensor layer's public surface. Importing it attaches the Tensor methods.
+import './methods.js';
+export { Tensor, liveTensors, type GradHook } from './tensor.js';
+export { tidy, keep } from './scope.js';
+export { noGrad, enableGrad, isGradEnabled } from './gradmode.js';
+export { getBackend, getDefaultDevice, setDefaultDevice, type DeviceLike } from './device.js';
+export * from './creation.js';
+export { unary, binary, where, cast, clamp } from './elementwise.js';
+export * from './reduce.js';
+export * from './views.js';
+export * from './indexing.js';
+export { matmul } from './linalg.js';
+export { toArray, item, toNested, toDevice, type HostArray } from './read.js';
+export { runKernel, makeView, type Input } from './engine.js';
+export { Node, SavedTensor, type Edge } from './node.js';

@@ -1,0 +1,41 @@
+// Matrix multiplication with torch.matmul semantics: 1-D operands are promoted and the added dim
+// removed afterwards; batch dims broadcast through stride-0 views, so the kernel never copies them.
+import { isFloat } from '../core/dtype.js';
+import { OpError, fmtShape } from '../core/errors.js';
+import { matmulShape } from '../ops/shapes.js';
+import { runKernel } from './engine.js';
+import { tidy } from './scope.js';
+import type { Tensor } from './tensor.js';
+import { expand, reshape, unsqueeze } from './views.js';
+
+/** Matrix product of `a` and `b` (torch.matmul semantics, including 1-D operands and batch broadcasting). */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  a.assertLive('matmul');
+  b.assertLive('matmul');
+  if (a.ndim === 0 || b.ndim === 0) throw new OpError('matmul', `operands must have at least 1 dim, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  if (!isFloat(a.dtype) || a.dtype !== b.dtype) {
+    throw new OpError('matmul', `operands must be float tensors of the same dtype, got ${a.dtype} and ${b.dtype}`);
+  }
+  if (a.ndim >= 2 && b.ndim >= 2) return matmul2(a, b);
+  return tidy(() => {
+    const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;
+    const b2 = b.ndim === 1 ? unsqueeze(b, -1) : b;
+    const out = matmul2(a2, b2);
+    const shape = [...out.shape];
+    if (b.ndim === 1) shape.pop();
+    if (a.ndim === 1) shape.splice(shape.length - (b.ndim === 1 ? 1 : 2), 1);
+    return reshape(out, shape);
+  });
+}
+
+function matmul2(a: Tensor, b: Tensor): Tensor {
+  const { batch, m, k, n } = matmulShape(a.shape, b.shape);
+  const needA = a.ndim !== batch.length + 2 || a.shape.slice(0, -2).some((d, i) => d !== batch[i]);
+  const needB = b.ndim !== batch.length + 2 || b.shape.slice(0, -2).some((d, i) => d !== batch[i]);
+  if (!needA && !needB) return runKernel('matmul', [a, b], {}, [...batch, m, n], a.dtype);
+  return tidy(() => {
+    const ae = needA ? expand(a, [...batch, m, k]) : a;
+    const be = needB ? expand(b, [...batch, k, n]) : b;
+    return runKernel('matmul', [ae, be], {}, [...batch, m, n], a.dtype);
+  });
+}
