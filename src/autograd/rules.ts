@@ -118,7 +118,7 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
     const b = operand(ctx.node, 1);
     return bin(
       ctx,
-      () => mul(ctx.grad, mul(b, binary('pow', a, binary('sub', b, 1)))),
+      () => mul(ctx.grad, mul(b, binary('pow', a, typeof b === 'number' ? b - 1 : binary('sub', b, 1)))),
       () => {
         // d/db a^b = a^b * log(a), taken as 0 where a <= 0 (as PyTorch does for a == 0)
         const aT = a instanceof Tensor ? a : null;

@@ -1,4 +1,5 @@
 // Data types: names, sizes, typed-array storage and PyTorch-style type promotion.
+import { OpError } from './errors.js';
 
 /** The element types tensorloom supports. float16 is stored as raw 16-bit words on the CPU. */
 export type DType = 'float32' | 'float16' | 'int32' | 'uint32' | 'bool';
@@ -84,7 +85,7 @@ const RANK: Readonly<Record<DType, number>> = { bool: 0, uint32: 1, int32: 1, fl
 export function promoteTypes(a: DType, b: DType, op: string): DType {
   if (a === b) return a;
   if ((a === 'int32' && b === 'uint32') || (a === 'uint32' && b === 'int32')) {
-    throw new TypeError(`${op}: cannot mix int32 and uint32 operands; cast one of them first`);
+    throw new OpError(op, `cannot mix int32 and uint32 operands; cast one of them first`);
   }
   return RANK[a] >= RANK[b] ? a : b;
 }

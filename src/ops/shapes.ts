@@ -63,14 +63,14 @@ export function indexAddShape(self: Shape, dim: number, index: Shape, src: Shape
 }
 
 /** Output shape of concatenation along `axis`; all other dims must match. */
-export function concatShape(shapes: readonly Shape[], axis: number): number[] {
+export function concatShape(shapes: readonly Shape[], axis: number, op = 'concat'): number[] {
   const first = shapes[0];
-  if (!first) throw new OpError('concat', 'needs at least one tensor');
+  if (!first) throw new OpError(op, 'needs at least one tensor');
   const out = [...first];
   let total = 0;
   for (const s of shapes) {
     if (s.length !== first.length || s.some((d, i) => i !== axis && d !== first[i])) {
-      throw new OpError('concat', `shapes ${shapes.map(fmtShape).join(', ')} differ outside dim ${axis}`);
+      throw new OpError(op, `shapes ${shapes.map(fmtShape).join(', ')} differ outside dim ${axis}`);
     }
     total += s[axis]!;
   }

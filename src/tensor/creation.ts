@@ -1,6 +1,6 @@
 // Creating tensors: from host data, filled, ranges, and seeded random draws. Random tensors use the
 // counter-based Threefry generator, so the same seed gives the same values on every backend.
-import { isDType, makeTypedArray, type DType, type TypedArray } from '../core/dtype.js';
+import { isDType, isFloat, makeTypedArray, type DType, type TypedArray } from '../core/dtype.js';
 import { OpError } from '../core/errors.js';
 import { f32ToF16Bits } from '../core/float16.js';
 import { seedToKey } from '../core/random.js';
@@ -99,7 +99,16 @@ export function tensor(
   const backend = getBackend(opts.device);
   const t = allocTensor(backend, shape, dtype);
   if (n > 0) backend.write(t.storage.buffer, encode(values, dtype), 0);
-  t.requiresGrad = opts.requiresGrad ?? false;
+  return withGrad(t, opts.requiresGrad);
+}
+
+/** Sets requiresGrad on a new leaf; only float tensors can require grad (as in PyTorch). */
+export function withGrad(t: Tensor, on: boolean | undefined): Tensor {
+  if (on && !isFloat(t.dtype)) {
+    t.dispose();
+    throw new OpError('requiresGrad', `only float tensors can require gradients, got ${t.dtype}`);
+  }
+  t.requiresGrad = on ?? false;
   return t;
 }
 
@@ -117,16 +126,14 @@ export function fromFloat16Bits(bits: Uint16Array, shape: readonly number[], opt
 export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
   validateShape('full', shape);
   const t = runKernel('fill', [], { value }, shape, opts.dtype ?? 'float32', { device: opts.device });
-  t.requiresGrad = opts.requiresGrad ?? false;
-  return t;
+  return withGrad(t, opts.requiresGrad);
 }
 
 /** A tensor of zeros. */
 export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
   validateShape('zeros', shape);
   const t = allocTensor(getBackend(opts.device), shape, opts.dtype ?? 'float32'); // backends zero-fill
-  t.requiresGrad = opts.requiresGrad ?? false;
-  return t;
+  return withGrad(t, opts.requiresGrad);
 }
 
 /** A tensor of ones. */
@@ -207,8 +214,7 @@ export function rand(shape: readonly number[], opts: RandomOptions & { low?: num
   validateShape('rand', shape);
   const g = (opts.generator ?? defaultGenerator).next();
   const t = runKernel('randUniform', [], { ...g, low: opts.low ?? 0, high: opts.high ?? 1 }, shape, floatDType('rand', opts), { device: opts.device });
-  t.requiresGrad = opts.requiresGrad ?? false;
-  return t;
+  return withGrad(t, opts.requiresGrad);
 }
 
 /** Normal samples with the given mean and standard deviation (default 0, 1). */
@@ -216,6 +222,5 @@ export function randn(shape: readonly number[], opts: RandomOptions & { mean?: n
   validateShape('randn', shape);
   const g = (opts.generator ?? defaultGenerator).next();
   const t = runKernel('randNormal', [], { ...g, mean: opts.mean ?? 0, std: opts.std ?? 1 }, shape, floatDType('randn', opts), { device: opts.device });
-  t.requiresGrad = opts.requiresGrad ?? false;
-  return t;
+  return withGrad(t, opts.requiresGrad);
 }

@@ -1,7 +1,7 @@
 // The op engine: every tensor op goes through `runKernel` or `makeView`. It checks devices and
 // dtypes, allocates the output, enqueues the backend kernel and, when gradients are being recorded,
 // adds a Node to the graph with exactly the tensors the op's gradient rule needs.
-import { BYTES_PER_ELEMENT, type DType } from '../core/dtype.js';
+import { BYTES_PER_ELEMENT, isFloat, type DType } from '../core/dtype.js';
 import { OpError, fmtShape } from '../core/errors.js';
 import { broadcastStrides, contiguousStrides, numel } from '../core/shape.js';
 import type { Backend, Operand, TensorSpec } from '../backend/backend.js';
@@ -96,7 +96,8 @@ export function makeView<K extends ViewOp>(
 /** @internal Records `out = op(inputs)` in the autograd graph when needed. */
 function record(op: OpCode, inputs: readonly Input[], attrs: unknown, out: Tensor): void {
   const save = SAVES[op];
-  if (save === null || !isGradEnabled()) return;
+  // integer and bool results carry no gradient (as in PyTorch), whatever op produced them
+  if (save === null || !isGradEnabled() || !isFloat(out.dtype)) return;
   if (!inputs.some((x) => x instanceof Tensor && x.requiresGrad)) return;
   const next: Edge[] = [];
   const metas: (InputMeta | null)[] = [];

@@ -56,7 +56,7 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
 export function cat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new OpError('cat', 'needs at least one tensor');
   const a = normAxis('cat', axis, xs[0]!.ndim);
-  const shape = concatShape(xs.map((x) => x.shape), a);
+  const shape = concatShape(xs.map((x) => x.shape), a, 'cat');
   let dtype: DType = xs[0]!.dtype;
   for (const x of xs) dtype = promoteTypes(dtype, x.dtype, 'cat');
   return tidy(() => runKernel('concat', xs.map((x) => cast(x, dtype)), { axis: a }, shape, dtype));

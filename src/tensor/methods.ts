@@ -1,7 +1,7 @@
 // Attaches the ops as Tensor methods (x.add(y), x.sum(1), x.reshape([2, 3]), ...). The functions live
 // in the other files of this folder; this file only declares and wires the chaining API.
-import type { DType } from '../core/dtype.js';
-import { TensorloomError } from '../core/errors.js';
+import { isFloat, type DType } from '../core/dtype.js';
+import { OpError, TensorloomError } from '../core/errors.js';
 import type { BinaryOp, UnaryOp } from '../ops/opcodes.js';
 import type { DeviceLike } from './device.js';
 import { binary, binaryInplace, cast, clamp, copyInto, fillInplace, unary, unaryInplace, where } from './elementwise.js';
@@ -151,6 +151,7 @@ Object.assign(P, {
   zero_(this: Tensor) { return fillInplace(this, 0); },
   requiresGrad_(this: Tensor, on = true) {
     if (!this.isLeaf) throw new TensorloomError('requiresGrad_: only leaf tensors can change requiresGrad; use detach() first');
+    if (on && !isFloat(this.dtype)) throw new OpError('requiresGrad_', `only float tensors can require gradients, got ${this.dtype}`);
     this.requiresGrad = on;
     return this;
   },

@@ -98,7 +98,10 @@ export class Node {
   /** Saved output, checked for in-place modification. */
   output(): Tensor {
     if (this.savedFreed || !this.savedOutput) {
-      throw new AutogradError(`backward of ${this.op}: saved output unavailable (graph already freed by a backward pass)`);
+      throw new AutogradError(
+        `backward of ${this.op}: the graph was already used by a backward pass and its saved tensors were freed; ` +
+          `pass { retainGraph: true } to the first backward() to run it twice`,
+      );
     }
     return this.savedOutput.get();
   }

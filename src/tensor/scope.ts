@@ -49,7 +49,10 @@ export function tidy<T>(fn: () => T): T {
     throw e;
   }
   stack.pop();
-  if (result instanceof Promise) throw new Error('tidy: fn must be synchronous (it returned a Promise)');
+  if (result instanceof Promise) {
+    for (const t of scope) t.dispose();
+    throw new Error('tidy: fn must be synchronous (it returned a Promise); await outside tidy instead');
+  }
   const survivors = new Set<Disposable>();
   collect(result, survivors, new Set());
   for (const t of scope) {

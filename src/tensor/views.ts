@@ -140,7 +140,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 
 /** Inserts a size-1 dim at `dim` (which may be ndim, or negative). */
 export function unsqueeze(x: Tensor, dim: number): Tensor {
-  const d = normAxis('unsqueeze', dim < 0 ? dim + 1 : dim, x.ndim + 1);
+  const d = normAxis('unsqueeze', dim, x.ndim + 1);
   const shape = [...x.shape];
   shape.splice(d, 0, 1);
   return reshape(x, shape);
