@@ -1,0 +1,254 @@
+// Stateless neural-network functions (torch.nn.functional): linear, layer norm, dropout, activations,
+// losses and attention, each a composition of tensor ops run inside tidy() so intermediates are freed.
+import { isFloat, isInt } from '../core/dtype.js';
+import { OpError, fmtShape } from '../core/errors.js';
+import {
+  arange,
+  cast,
+  defaultGenerator,
+  gather,
+  matmul,
+  rand,
+  reshape,
+  tidy,
+  transpose,
+  where,
+  type DeviceLike,
+  type Generator,
+  type Tensor,
+} from '../tensor/index.js';
+
+/** How a loss combines its per-element values. */
+export type Reduction = 'mean' | 'sum' | 'none';
+
+/** x @ weight^T + bias, with weight (out, in) and bias (out), for x (..., in) -> (..., out). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  if (weight.ndim !== 2) throw new OpError('linear', `weight must be 2-D (out, in), got ${fmtShape(weight.shape)}`);
+  const [outF, inF] = weight.shape as [number, number];
+  if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {
+    throw new OpError(
+      'linear',
+      `input ${fmtShape(x.shape)} must end in ${inF} features (weight ${fmtShape(weight.shape)})`,
+    );
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF))
+    throw new OpError('linear', `bias must have shape [${outF}], got ${fmtShape(bias.shape)}`);
+  return tidy(() => {
+    // Flatten the leading dims so that the weight gradient is one 2-D matmul, not a batched one.
+    const x2 = x.ndim === 2 ? x : reshape(x, [-1, inF]); // (N, in)
+    let y = matmul(x2, transpose(weight, 0, 1)); // (N, out); the transpose is a view
+    if (bias) y = y.add(bias);
+    return x.ndim === 2 ? y : reshape(y, [...x.shape.slice(0, -1), outF]); // (..., out)
+  });
+}
+
+/** Resolves a normalized shape (a size or a list of trailing sizes) against `x`. */
+function trailingAxes(op: string, x: Tensor, normalizedShape: number | readonly number[]): number[] {
+  const ns = typeof normalizedShape === 'number' ? [normalizedShape] : [...normalizedShape];
+  const tail = x.shape.slice(x.ndim - ns.length);
+  if (ns.length === 0 || ns.length > x.ndim || tail.some((d, i) => d !== ns[i])) {
+    throw new OpError(
+      op,
+      `normalized shape ${fmtShape(ns)} must match the trailing dims of the input ${fmtShape(x.shape)}`,
+    );
+  }
+  return ns.map((_, i) => x.ndim - ns.length + i);
+}
+
+/**
+ * Layer normalization over the trailing dims `normalizedShape`: (x - mean) / sqrt(var + eps) * weight
+ * + bias, with the biased variance (correction 0), as torch.nn.functional.layer_norm.
+ */
+export function layerNorm(
+  x: Tensor,
+  normalizedShape: number | readonly number[],
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
+  if (!isFloat(x.dtype)) throw new OpError('layerNorm', `needs a float input, got ${x.dtype}`);
+  const axes = trailingAxes('layerNorm', x, normalizedShape);
+  const ns = x.shape.slice(axes[0]);
+  for (const [what, p] of [
+    ['weight', weight],
+    ['bias', bias],
+  ] as const) {
+    if (p && (p.ndim !== ns.length || p.shape.some((d, i) => d !== ns[i]))) {
+      throw new OpError(
+        'layerNorm',
+        `${what} must have the normalized shape ${fmtShape(ns)}, got ${fmtShape(p.shape)}`,
+      );
+    }
+  }
+  return tidy(() => {
+    const d = x.sub(x.mean(axes, true)); // x - mean
+    const inv = d.mul(d).mean(axes, true).add(eps).rsqrt(); // 1 / sqrt(var + eps)
+    let y = d.mul(inv);
+    if (weight) y = y.mul(weight);
+    if (bias) y = y.add(bias);
+    return y;
+  });
+}
+
+/**
+ * Inverted dropout: in training, zeroes each element with probability `p` (mask = uniform >= p) and
+ * scales the rest by 1 / (1 - p); identity (returns `x` itself) when not training or p = 0.
+ */
+export function dropout(x: Tensor, p: number, training = true, generator?: Generator): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new OpError('dropout', `p must be in [0, 1], got ${p}`);
+  if (!training || p === 0) return x;
+  if (!isFloat(x.dtype)) throw new OpError('dropout', `needs a float input, got ${x.dtype}`);
+  return tidy(() => {
+    if (p === 1) return x.mul(0);
+    const keepMask = rand(x.shape, { generator: generator ?? defaultGenerator, device: x.device, dtype: x.dtype }).ge(
+      p,
+    );
+    return where(keepMask, x.mul(1 / (1 - p)), 0);
+  });
+}
+
+/** GELU, tanh approximation (torch's approximate='tanh', as GPT-2 uses). */
+export function gelu(x: Tensor): Tensor {
+  return x.gelu();
+}
+
+/** max(x, 0). */
+export function relu(x: Tensor): Tensor {
+  return x.relu();
+}
+
+/** Softmax along `axis` (default last). */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return x.softmax(axis);
+}
+
+/** log(softmax(x)) along `axis` (default last), computed stably. */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return x.logSoftmax(axis);
+}
+
+/** Options of `crossEntropy`. */
+export interface CrossEntropyOptions {
+  /** Targets equal to this add nothing and are not counted by the mean (default -100). */
+  ignoreIndex?: number;
+  /** Label smoothing epsilon in [0, 1] (default 0). */
+  labelSmoothing?: number;
+  /** 'mean' over the non-ignored targets (default), 'sum', or 'none' (per position, 0 where ignored). */
+  reduction?: Reduction;
+}
+
+/**
+ * torch.nn.functional.cross_entropy with class indices, the CLASS AXIS LAST: logits (..., C), e.g.
+ * (N, C) or (B, T, C), and int32/uint32 targets shaped like the logits without the last dim. Per
+ * position, with lp = logSoftmax(logits): loss = (1 - eps) * -lp[y] + eps * mean_c(-lp[c]); ignored
+ * positions give 0, and 'mean' divides by the number of non-ignored ones (NaN when there are none, as
+ * torch). Target values are not range-checked on the host (that would need a device read): a target
+ * outside [0, C) that is not `ignoreIndex` makes the gather kernel throw on the CPU backend.
+ */
+export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const ignoreIndex = opts.ignoreIndex ?? -100;
+  const eps = opts.labelSmoothing ?? 0;
+  const reduction = opts.reduction ?? 'mean';
+  if (!isFloat(logits.dtype)) throw new OpError('crossEntropy', `logits must be float, got ${logits.dtype}`);
+  if (logits.ndim < 1)
+    throw new OpError('crossEntropy', `logits need a class dim, got shape ${fmtShape(logits.shape)}`);
+  if (!isInt(targets.dtype)) {
+    throw new OpError(
+      'crossEntropy',
+      `targets must be int32 or uint32 class indices, got ${targets.dtype} (class probabilities are not supported)`,
+    );
+  }
+  const lead = logits.shape.slice(0, -1);
+  if (targets.ndim !== lead.length || targets.shape.some((d, i) => d !== lead[i])) {
+    throw new OpError(
+      'crossEntropy',
+      `targets ${fmtShape(targets.shape)} must have the logits' shape without the class dim: logits ${fmtShape(logits.shape)} needs targets ${fmtShape(lead)}`,
+    );
+  }
+  if (!(eps >= 0 && eps <= 1)) throw new OpError('crossEntropy', `labelSmoothing must be in [0, 1], got ${eps}`);
+  if (!['mean', 'sum', 'none'].includes(reduction))
+    throw new OpError('crossEntropy', `unknown reduction '${String(reduction)}'`);
+  const C = logits.shape[logits.ndim - 1]!;
+  return tidy(() => {
+    const t = cast(targets, 'int32'); // (...)
+    const valid = t.ne(ignoreIndex); // (...) bool
+    const safe = where(valid, t, 0).reshape([...lead, 1]); // (..., 1), ignored positions read class 0
+    const lp = logits.logSoftmax(-1); // (..., C)
+    let loss = gather(lp, -1, safe).squeeze(-1).neg(); // (...) -lp[y]
+    if (eps > 0) loss = loss.mul(1 - eps).sub(lp.sum(-1).mul(eps / C)); // + eps * mean_c(-lp[c])
+    loss = where(valid, loss, 0);
+    if (reduction === 'none') return loss;
+    const total = loss.sum();
+    return reduction === 'sum' ? total : total.div(valid.sum().cast(logits.dtype));
+  });
+}
+
+/** Mean (default), sum, or elementwise squared difference of two same-shaped tensors. */
+export function mseLoss(a: Tensor, b: Tensor, reduction: Reduction = 'mean'): Tensor {
+  if (a.ndim !== b.ndim || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new OpError('mseLoss', `input ${fmtShape(a.shape)} and target ${fmtShape(b.shape)} must have the same shape`);
+  }
+  return tidy(() => {
+    const d = a.sub(b);
+    const sq = d.mul(d);
+    return reduction === 'none' ? sq : reduction === 'sum' ? sq.sum() : sq.mean();
+  });
+}
+
+/**
+ * Bool (rows, cols) mask, true where key j may be seen from query i (j <= i; top-left aligned, as
+ * torch's is_causal). `cols` defaults to `rows`.
+ */
+export function causalMask(rows: number, device?: DeviceLike, cols = rows): Tensor {
+  return tidy(() => {
+    const i = arange(0, rows, 1, { device }).reshape([rows, 1]);
+    const j = arange(0, cols, 1, { device }).reshape([1, cols]);
+    return j.le(i); // (rows, cols)
+  });
+}
+
+/** Options of `scaledDotProductAttention`. */
+export interface AttentionOptions {
+  /** Hide keys after each query (key j > query i). Default false. */
+  causal?: boolean;
+  /** Bool mask (true = may attend) or float mask added to the scores, broadcastable to (..., Tq, Tk). */
+  mask?: Tensor | null;
+  /** Dropout on the attention weights (only when `training`). Default 0. */
+  dropoutP?: number;
+  /** Whether dropout is active. Default true (as torch's functional form). */
+  training?: boolean;
+  /** Score scale; default 1 / sqrt(head size). */
+  scale?: number;
+  /** Generator for the dropout mask. */
+  generator?: Generator;
+}
+
+/**
+ * softmax(q k^T * scale + mask) v for q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv), e.g.
+ * (B, nh, T, hs) -> (B, nh, T, hv). A query row whose keys are all masked gives NaN, as torch.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  if (q.ndim < 2 || k.ndim < 2 || v.ndim < 2)
+    throw new OpError(
+      'scaledDotProductAttention',
+      `q, k, v need at least 2 dims, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`,
+    );
+  const hs = q.shape[q.ndim - 1]!;
+  const Tq = q.shape[q.ndim - 2]!;
+  const Tk = k.shape[k.ndim - 2]!;
+  if (k.shape[k.ndim - 1] !== hs || v.shape[v.ndim - 2] !== Tk) {
+    throw new OpError(
+      'scaledDotProductAttention',
+      `shapes q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)} do not fit (q, k share the head size; k, v the key length)`,
+    );
+  }
+  const scale = opts.scale ?? 1 / Math.sqrt(hs);
+  return tidy(() => {
+    let att = matmul(q.mul(scale), transpose(k, -2, -1)); // (..., Tq, Tk); scaling q is cheaper than the scores
+    if (opts.causal) att = where(causalMask(Tq, q.device, Tk), att, -Infinity);
+    if (opts.mask) att = opts.mask.dtype === 'bool' ? where(opts.mask, att, -Infinity) : att.add(opts.mask);
+    att = att.softmax(-1);
+    att = dropout(att, opts.dropoutP ?? 0, opts.training ?? true, opts.generator);
+    return matmul(att, v); // (..., Tq, hv)
+  });
+}

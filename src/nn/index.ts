@@ -1,0 +1,19 @@
+// The nn layer's public surface: Module and the layers as named exports, the stateless functions as the
+// `F` namespace (F.crossEntropy, F.layerNorm, ...) and the initializers as `init` (init.normal_, ...).
+export { Module, parameter, isParameter, type Parameter, type BufferOptions, type LoadResult } from './module.js';
+export {
+  Linear,
+  Embedding,
+  LayerNorm,
+  Dropout,
+  GELU,
+  ReLU,
+  ModuleList,
+  Sequential,
+  type FactoryOptions,
+  type UnaryModule,
+} from './layers.js';
+export { CausalSelfAttention, type CausalSelfAttentionOptions } from './attention.js';
+export * as F from './functional.js';
+export * as init from './init.js';
+export type { Reduction, CrossEntropyOptions, AttentionOptions } from './functional.js';
