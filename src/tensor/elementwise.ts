@@ -75,8 +75,15 @@ function checkInplace(op: string, target: Tensor, inputs: readonly Input[]): voi
 function inplace(op: UnaryOp | BinaryOp | 'cast' | 'copy', target: Tensor, inputs: readonly Input[], scalarDType: DType): Tensor {
   checkInplace(`${op}_`, target, inputs);
   const backend = backendOf(`${op}_`, [target, ...inputs]);
+  const temps: Tensor[] = [];
   const specs = inputs.map((x) => {
     if (typeof x === 'number') return { scalar: x, dtype: scalarDType };
+    if (x.storage === target.storage && !sameView(x, target)) {
+      // an input that overlaps the target through another view would be read after being written:
+      // read it from a copy instead (PyTorch refuses such calls; a copy gives the obvious result)
+      x = runKernel('copy', [x], {}, x.shape, x.dtype, { broadcast: true });
+      temps.push(x);
+    }
     const s = broadcastShapes(`${op}_`, target.shape, x.shape);
     if (!shapesEqual(s, target.shape)) {
       throw new OpError(`${op}_`, `cannot broadcast [${x.shape.join(', ')}] to the in-place target [${target.shape.join(', ')}]`);
@@ -84,8 +91,14 @@ function inplace(op: UnaryOp | BinaryOp | 'cast' | 'copy', target: Tensor, input
     return broadcastSpec(x, target.shape);
   });
   if (target.size > 0) backend.run(op, specs, target.spec(), op === 'cast' ? { dtype: target.dtype } : {});
+  for (const t of temps) t.dispose();
   target.storage.version++;
   return target;
+}
+
+/** True when two tensors are the same view of the same storage (elementwise reads then write each element once). */
+function sameView(a: Tensor, b: Tensor): boolean {
+  return a.offset === b.offset && shapesEqual(a.shape, b.shape) && shapesEqual(a.strides, b.strides);
 }
 
 /** In-place binary op: `target = target op b`. The result dtype must equal the target's. */
