@@ -1,7 +1,8 @@
 // Reverse-mode differentiation: walks the recorded graph from a tensor back to the leaves in
 // dependency order, applies each op's gradient rule and accumulates into leaf `.grad` in place.
 import { AutogradError, fmtShape } from '../core/errors.js';
-import { Tensor, binary, cast, keep, noGrad, onesLike, tidy, type Node } from '../tensor/index.js';
+import type { Tensor} from '../tensor/index.js';
+import { binary, cast, keep, noGrad, onesLike, tidy, type Node } from '../tensor/index.js';
 import { GRAD_RULES } from './rules.js';
 
 /** Options of `backward`. */
