@@ -21,7 +21,12 @@ export function matmulShape(a: Shape, b: Shape): { batch: number[]; m: number; k
   const k2 = b[b.length - 2]!;
   const n = b[b.length - 1]!;
   if (k !== k2) throw new OpError('matmul', `inner dims differ: ${fmtShape(a)} @ ${fmtShape(b)} (${k} vs ${k2})`);
-  const batch = broadcastShapes('matmul', a.slice(0, -2), b.slice(0, -2));
+  let batch: number[];
+  try {
+    batch = broadcastShapes('matmul', a.slice(0, -2), b.slice(0, -2));
+  } catch {
+    throw new OpError('matmul', `batch dims of ${fmtShape(a)} and ${fmtShape(b)} cannot be broadcast together`);
+  }
   return { batch, m, k, n };
 }
 

@@ -98,7 +98,7 @@ export function tensor(
   if (n !== values.length) throw new OpError('tensor', `shape [${shape.join(', ')}] needs ${n} values, got ${values.length}`);
   const backend = getBackend(opts.device);
   const t = allocTensor(backend, shape, dtype);
-  if (n > 0) backend.write(t.storage.buffer, encode(values, dtype), 0);
+  if (n > 0) backend.write(t.storage.buffer, dtype, encode(values, dtype), 0);
   return withGrad(t, opts.requiresGrad);
 }
 
@@ -118,7 +118,7 @@ export function fromFloat16Bits(bits: Uint16Array, shape: readonly number[], opt
   const backend = getBackend(opts.device);
   const t = allocTensor(backend, shape, 'float16');
   if (bits.length !== t.size) throw new OpError('fromFloat16Bits', `shape [${shape.join(', ')}] needs ${t.size} values, got ${bits.length}`);
-  backend.write(t.storage.buffer, bits, 0);
+  backend.write(t.storage.buffer, 'float16', bits, 0);
   return t;
 }
 

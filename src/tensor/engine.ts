@@ -1,7 +1,7 @@
 // The op engine: every tensor op goes through `runKernel` or `makeView`. It checks devices and
 // dtypes, allocates the output, enqueues the backend kernel and, when gradients are being recorded,
 // adds a Node to the graph with exactly the tensors the op's gradient rule needs.
-import { BYTES_PER_ELEMENT, isFloat, type DType } from '../core/dtype.js';
+import { isFloat, type DType } from '../core/dtype.js';
 import { OpError, fmtShape } from '../core/errors.js';
 import { broadcastStrides, contiguousStrides, numel } from '../core/shape.js';
 import type { Backend, Operand, TensorSpec } from '../backend/backend.js';
@@ -18,7 +18,7 @@ export type Input = Tensor | number;
 
 /** Allocates a contiguous, uninitialized-by-contract (zero on every backend) tensor. */
 export function allocTensor(backend: Backend, shape: readonly number[], dtype: DType): Tensor {
-  const bytes = Math.max(4, numel(shape) * BYTES_PER_ELEMENT[dtype]);
+  const bytes = Math.max(4, numel(shape) * backend.caps.elementBytes[dtype]);
   const buf = backend.alloc(bytes);
   return new Tensor(new Storage(backend, buf), [...shape], contiguousStrides(shape), 0, dtype);
 }

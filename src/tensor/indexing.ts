@@ -4,7 +4,7 @@ import { promoteTypes, type DType } from '../core/dtype.js';
 import { OpError, fmtShape } from '../core/errors.js';
 import { normAxis } from '../core/shape.js';
 import { concatShape, gatherShape, indexAddShape, indexSelectShape, scatterShape } from '../ops/shapes.js';
-import { arange } from './creation.js';
+import { arange, ones, zeros } from './creation.js';
 import { binary, cast, where } from './elementwise.js';
 import { runKernel } from './engine.js';
 import { tidy } from './scope.js';
@@ -87,13 +87,13 @@ function triMask(rows: number, cols: number, k: number, upper: boolean, device: 
 /** Zeroes elements below the k-th diagonal of the last two dims (torch.triu). */
 export function triu(x: Tensor, k = 0): Tensor {
   if (x.ndim < 2) throw new OpError('triu', `needs at least 2 dims, got ${fmtShape(x.shape)}`);
-  return tidy(() => where(triMask(x.shape[x.ndim - 2]!, x.shape[x.ndim - 1]!, k, true, x.device), x, 0));
+  return tidy(() => where(triMask(x.shape[x.ndim - 2]!, x.shape[x.ndim - 1]!, k, true, x.device), x, zeros([], { dtype: x.dtype, device: x.device })));
 }
 
 /** Zeroes elements above the k-th diagonal of the last two dims (torch.tril). */
 export function tril(x: Tensor, k = 0): Tensor {
   if (x.ndim < 2) throw new OpError('tril', `needs at least 2 dims, got ${fmtShape(x.shape)}`);
-  return tidy(() => where(triMask(x.shape[x.ndim - 2]!, x.shape[x.ndim - 1]!, k, false, x.device), x, 0));
+  return tidy(() => where(triMask(x.shape[x.ndim - 2]!, x.shape[x.ndim - 1]!, k, false, x.device), x, zeros([], { dtype: x.dtype, device: x.device })));
 }
 
 /** One-hot encoding of integer ids: output (...ids.shape, numClasses) of `dtype` (default float32). */
@@ -101,7 +101,14 @@ export function oneHot(ids: Tensor, numClasses: number, dtype: DType = 'float32'
   checkIndex('oneHot', ids);
   if (!Number.isInteger(numClasses) || numClasses <= 0) throw new OpError('oneHot', `numClasses must be a positive integer, got ${numClasses}`);
   return tidy(() => {
-    const classes = arange(0, numClasses, 1, { device: ids.device, dtype: ids.dtype });
-    return cast(binary('eq', unsqueeze(ids, -1), classes), dtype);
+    // scatter ones into zeros: an id outside [0, numClasses) is refused by the scatter's range check
+    const at = unsqueeze(ids, -1); // (...ids.shape, 1)
+    const z = zeros([...ids.shape, numClasses], { device: ids.device });
+    try {
+      return cast(scatterAdd(z, -1, at, ones(at.shape, { device: ids.device })), dtype);
+    } catch (e) {
+      if (e instanceof OpError) throw new OpError('oneHot', `class ids must lie in [0, ${numClasses}): ${e.message}`);
+      throw e;
+    }
   });
 }

@@ -16,6 +16,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (!isFloat(a.dtype) || a.dtype !== b.dtype) {
     throw new OpError('matmul', `operands must be float tensors of the same dtype, got ${a.dtype} and ${b.dtype}`);
   }
+  const ka = a.shape[a.ndim - 1]!;
+  const kb = b.ndim === 1 ? b.shape[0]! : b.shape[b.ndim - 2]!;
+  if (ka !== kb) throw new OpError('matmul', `inner dims differ: ${fmtShape(a.shape)} @ ${fmtShape(b.shape)} (${ka} vs ${kb})`);
   if (a.ndim >= 2 && b.ndim >= 2) return matmul2(a, b);
   return tidy(() => {
     const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;

@@ -55,6 +55,6 @@ export async function toDevice(x: Tensor, device: DeviceLike): Promise<Tensor> {
   const raw = await c.storage.backend.read(c.storage.buffer, c.dtype, c.offset, c.size);
   if (c !== x) c.dispose();
   const out = allocTensor(target, x.shape, x.dtype);
-  if (raw.length > 0) target.write(out.storage.buffer, raw, 0);
+  if (raw.length > 0) target.write(out.storage.buffer, x.dtype, raw, 0);
   return out;
 }

@@ -5,7 +5,8 @@ import { OpError, fmtShape } from '../core/errors.js';
 import { normAxes, normAxis } from '../core/shape.js';
 import { reduceShape } from '../ops/shapes.js';
 import type { ReduceOp } from '../ops/opcodes.js';
-import { binary, cast, unary } from './elementwise.js';
+import { zeros } from './creation.js';
+import { binary, cast, unary, where } from './elementwise.js';
 import { detach, reshape } from './views.js';
 import { runKernel } from './engine.js';
 import { tidy } from './scope.js';
@@ -93,7 +94,8 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 export function logSumExp(x: Tensor, axes?: Axes, keepdim = false): Tensor {
   floatOnly('logSumExp', x);
   return tidy(() => {
-    const m = detach(max(x, axes, true));
+    const mx = detach(max(x, axes, true));
+    const m = where(binary('lt', unary('abs', mx), Infinity), mx, zeros([], { dtype: x.dtype, device: x.device }));
     const s = unary('log', sum(unary('exp', binary('sub', x, m)), axes, true));
     const out = binary('add', s, m);
     return keepdim ? out : reshape(out, reduceShape(x.shape, normAxes('logSumExp', axes, x.ndim), false));

@@ -12,7 +12,11 @@ const SPEC = {
 } as const;
 
 test('parseArgs reads --k v, --k=v and flags, and rejects bad input with clear messages', () => {
-  assert.deepEqual(parseArgs('x', ['--steps', '5', '--device=cpu', '--verbose'], SPEC), { steps: 5, device: 'cpu', verbose: true });
+  assert.deepEqual(parseArgs('x', ['--steps', '5', '--device=cpu', '--verbose'], SPEC), {
+    steps: 5,
+    device: 'cpu',
+    verbose: true,
+  });
   assert.throws(() => parseArgs('x', ['--stpes', '5'], SPEC), /unknown option --stpes \(did you mean --steps\?\)/);
   assert.throws(() => parseArgs('x', ['--steps', 'many'], SPEC), /--steps needs a number, got 'many'/);
   assert.throws(() => parseArgs('x', ['--steps'], SPEC), /--steps needs a value/);
@@ -33,16 +37,51 @@ test('loom with an unknown command or option exits non-zero and says why', async
 
 test('loom train runs a real training job: the loss falls far below ln(vocab)', async () => {
   const lines: string[] = [];
-  const args = ['--steps', '60', '--batch-size', '8', '--block-size', '32', '--n-layer', '1', '--n-embd', '32', '--n-head', '2'];
-  const code = await main(['train', ...args, '--stories', '300', '--warmup-steps', '5', '--eval-every', '30', '--sample-chars', '20', '--device', 'cpu'], (s) => lines.push(s));
+  const args = [
+    '--steps',
+    '60',
+    '--batch-size',
+    '8',
+    '--block-size',
+    '32',
+    '--n-layer',
+    '1',
+    '--n-embd',
+    '32',
+    '--n-head',
+    '2',
+  ];
+  const code = await main(
+    [
+      'train',
+      ...args,
+      '--stories',
+      '300',
+      '--warmup-steps',
+      '5',
+      '--eval-every',
+      '30',
+      '--sample-chars',
+      '20',
+      '--device',
+      'cpu',
+    ],
+    (s) => lines.push(s),
+  );
   assert.equal(code, 0, lines.join('\n'));
   const losses = lines.filter((l) => l.startsWith('step ')).map((l) => Number(/loss ([\d.]+)/.exec(l)![1]));
   assert.equal(losses.length, 60);
   const vocab = Number(/vocab (\d+)/.exec(lines[0]!)![1]);
   const uniform = Math.log(vocab);
-  assert.ok(Math.abs(losses[0]! - uniform) < 0.3, `first loss ${losses[0]} should be near ln(${vocab}) = ${uniform.toFixed(3)}`);
+  assert.ok(
+    Math.abs(losses[0]! - uniform) < 0.3,
+    `first loss ${losses[0]} should be near ln(${vocab}) = ${uniform.toFixed(3)}`,
+  );
   const tail = losses.slice(-10).reduce((a, b) => a + b, 0) / 10;
-  assert.ok(tail < uniform - 0.8, `mean of the last 10 losses ${tail.toFixed(3)} should be well below ${uniform.toFixed(3)}`);
+  assert.ok(
+    tail < uniform - 0.8,
+    `mean of the last 10 losses ${tail.toFixed(3)} should be well below ${uniform.toFixed(3)}`,
+  );
   const val = Number(/val loss ([\d.]+)/.exec(lines.filter((l) => l.startsWith('eval')).pop()!)![1]);
   assert.ok(val < uniform - 0.8, `held-out loss ${val} should also fall`);
   assert.match(lines.join('\n'), /sample:\nIt was a /);

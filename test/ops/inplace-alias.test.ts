@@ -14,7 +14,8 @@ forEachBackend((device) => {
     const x = tensor(new Float32Array(vals), { shape: [n, n], device });
     noGrad(() => x.add_(x.transpose()));
     const got = await x.toArray();
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) assert.equal(got[i * n + j], vals[i * n + j]! + vals[j * n + i]!);
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) assert.equal(got[i * n + j], vals[i * n + j]! + vals[j * n + i]!);
   });
 
   test('copy_ between overlapping slices of one tensor shifts like memmove', async () => {
@@ -24,8 +25,17 @@ forEachBackend((device) => {
   });
 
   test('an in-place op reading a broadcast row of its own target uses the old row', async () => {
-    const m = tensor([[1, 2], [10, 20]], { device });
+    const m = tensor(
+      [
+        [1, 2],
+        [10, 20],
+      ],
+      { device },
+    );
     noGrad(() => m.mul_(m.select(0, 0))); // every row times the old first row [1, 2]
-    assert.deepEqual(await m.toNested(), [[1, 4], [10, 40]]);
+    assert.deepEqual(await m.toNested(), [
+      [1, 4],
+      [10, 40],
+    ]);
   });
 });
