@@ -1,7 +1,7 @@
 // Reverse-mode differentiation: walks the recorded graph from a tensor back to the leaves in
 // dependency order, applies each op's gradient rule and accumulates into leaf `.grad` in place.
 import { AutogradError, fmtShape } from '../core/errors.js';
-import type { Tensor} from '../tensor/index.js';
+import type { Tensor } from '../tensor/index.js';
 import { binary, cast, keep, noGrad, onesLike, tidy, type Node } from '../tensor/index.js';
 import { GRAD_RULES } from './rules.js';
 
@@ -54,7 +54,8 @@ class Ledger {
 
   /** Accumulates `g` into `leaf.grad`; takes `g` itself only when `exclusive` (referenced nowhere else). */
   toLeaf(leaf: Tensor, g: Tensor, exclusive: boolean): void {
-    if (leaf.disposed) throw new AutogradError(`backward: leaf tensor #${leaf.id} (shape ${fmtShape(leaf.shape)}) was disposed`);
+    if (leaf.disposed)
+      throw new AutogradError(`backward: leaf tensor #${leaf.id} (shape ${fmtShape(leaf.shape)}) was disposed`);
     for (const h of leaf.leafHooks) g = h(g) ?? g;
     if (leaf.grad) {
       leaf.grad.add_(g); // in place: repeated accumulation allocates nothing
@@ -74,10 +75,18 @@ class Ledger {
  */
 export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
   root.assertLive('backward');
-  if (!root.requiresGrad) throw new AutogradError('backward: the tensor does not require grad (no input of the computation had requiresGrad set)');
-  if (!grad && root.size !== 1) throw new AutogradError(`backward: an implicit gradient needs a one-element tensor, got shape ${fmtShape(root.shape)}; pass the gradient explicitly`);
+  if (!root.requiresGrad)
+    throw new AutogradError(
+      'backward: the tensor does not require grad (no input of the computation had requiresGrad set)',
+    );
+  if (!grad && root.size !== 1)
+    throw new AutogradError(
+      `backward: an implicit gradient needs a one-element tensor, got shape ${fmtShape(root.shape)}; pass the gradient explicitly`,
+    );
   if (grad && (grad.ndim !== root.ndim || grad.shape.some((d, i) => d !== root.shape[i]))) {
-    throw new AutogradError(`backward: gradient shape ${fmtShape(grad.shape)} does not match the tensor's shape ${fmtShape(root.shape)}`);
+    throw new AutogradError(
+      `backward: gradient shape ${fmtShape(grad.shape)} does not match the tensor's shape ${fmtShape(root.shape)}`,
+    );
   }
   noGrad(() =>
     tidy(() => {

@@ -49,7 +49,10 @@ const inShape = (n: Node, i: number): readonly number[] => n.inputs[i]!.shape;
 
 /** Gradient for both inputs of a binary op given per-input full-shape gradient functions. */
 function bin(ctx: GradContext, ga: () => Tensor, gb: () => Tensor): (Tensor | null)[] {
-  return [ctx.needs(0) ? unbroadcast(ga(), inShape(ctx.node, 0)) : null, ctx.needs(1) ? unbroadcast(gb(), inShape(ctx.node, 1)) : null];
+  return [
+    ctx.needs(0) ? unbroadcast(ga(), inShape(ctx.node, 0)) : null,
+    ctx.needs(1) ? unbroadcast(gb(), inShape(ctx.node, 1)) : null,
+  ];
 }
 
 /** Operand i of a binary op: the saved tensor, or the JS number it was called with. */
@@ -210,5 +213,9 @@ function extremum2(ctx: GradContext, wins: 'gt' | 'lt'): (Tensor | null)[] {
   const half = mul(ctx.grad, 0.5);
   const tie = binary('eq', a, b);
   const pick = (x: Tensor | number, y: Tensor | number) => where(binary(wins, x, y), ctx.grad, where(tie, half, 0));
-  return bin(ctx, () => pick(a, b), () => pick(b, a));
+  return bin(
+    ctx,
+    () => pick(a, b),
+    () => pick(b, a),
+  );
 }

@@ -40,21 +40,31 @@ export function didYouMean(name: string, known: readonly string[]): string | und
 }
 
 /** Parses `argv` (without the command name) against `spec`. */
-export function parseArgs(command: string, argv: readonly string[], spec: Readonly<Record<string, OptionSpec>>): Parsed {
+export function parseArgs(
+  command: string,
+  argv: readonly string[],
+  spec: Readonly<Record<string, OptionSpec>>,
+): Parsed {
   const out: Parsed = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new TensorloomError(`loom ${command}: unexpected argument '${arg}' (options start with --; see loom ${command} --help)`);
+    if (!arg.startsWith('--'))
+      throw new TensorloomError(
+        `loom ${command}: unexpected argument '${arg}' (options start with --; see loom ${command} --help)`,
+      );
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     const opt = spec[name];
     if (!opt) {
       const hint = didYouMean(name, Object.keys(spec));
-      throw new TensorloomError(`loom ${command}: unknown option --${name}${hint ? ` (did you mean --${hint}?)` : ''}; see loom ${command} --help`);
+      throw new TensorloomError(
+        `loom ${command}: unknown option --${name}${hint ? ` (did you mean --${hint}?)` : ''}; see loom ${command} --help`,
+      );
     }
     let raw: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
     if (opt.kind === 'boolean') {
-      if (raw !== undefined && raw !== 'true' && raw !== 'false') throw new TensorloomError(`loom ${command}: --${name} takes no value or true/false, got '${raw}'`);
+      if (raw !== undefined && raw !== 'true' && raw !== 'false')
+        throw new TensorloomError(`loom ${command}: --${name} takes no value or true/false, got '${raw}'`);
       out[name] = raw !== 'false';
       continue;
     }
@@ -64,10 +74,12 @@ export function parseArgs(command: string, argv: readonly string[], spec: Readon
     }
     if (opt.kind === 'number') {
       const n = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(n)) throw new TensorloomError(`loom ${command}: --${name} needs a number, got '${raw}'`);
+      if (raw.trim() === '' || !Number.isFinite(n))
+        throw new TensorloomError(`loom ${command}: --${name} needs a number, got '${raw}'`);
       out[name] = n;
     } else {
-      if (opt.choices && !opt.choices.includes(raw)) throw new TensorloomError(`loom ${command}: --${name} must be one of ${opt.choices.join(', ')}, got '${raw}'`);
+      if (opt.choices && !opt.choices.includes(raw))
+        throw new TensorloomError(`loom ${command}: --${name} must be one of ${opt.choices.join(', ')}, got '${raw}'`);
       out[name] = raw;
     }
   }

@@ -73,11 +73,20 @@ export async function trainCommand(argv: readonly string[], out: (s: string) => 
     ],
     { lr: num('lr', 3e-3), betas: [0.9, 0.95] },
   );
-  const schedule = warmupCosine({ warmupSteps: num('warmup-steps', 20), totalSteps: steps, maxLr: num('lr', 3e-3), minLr: num('min-lr', 3e-4) });
+  const schedule = warmupCosine({
+    warmupSteps: num('warmup-steps', 20),
+    totalSteps: steps,
+    maxLr: num('lr', 3e-3),
+    minLr: num('min-lr', 3e-4),
+  });
 
   const backend = getBackend(device);
-  out(`loom train: ${text.length.toLocaleString('en')} characters of generated stories, vocab ${tok.vocabSize}, device ${backend.name} (${backend.caps.description})`);
-  out(`model: ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, context ${T}, ${model.numParameters().toLocaleString('en')} parameters; batch ${B}, ${steps} steps`);
+  out(
+    `loom train: ${text.length.toLocaleString('en')} characters of generated stories, vocab ${tok.vocabSize}, device ${backend.name} (${backend.caps.description})`,
+  );
+  out(
+    `model: ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, context ${T}, ${model.numParameters().toLocaleString('en')} parameters; batch ${B}, ${steps} steps`,
+  );
 
   const lossOf = (batch: { x: Int32Array; y: Int32Array }): Tensor =>
     model.loss(tensor(batch.x, { shape: [B, T], device }), tensor(batch.y, { shape: [B, T], device }));
@@ -107,9 +116,15 @@ export async function trainCommand(argv: readonly string[], out: (s: string) => 
   });
 
   const prompt = tok.encode('It was a ');
-  const sample = await model.generate(Array.from(prompt), num('sample-chars', 300), { temperature: 0.8, topK: 10, seed });
+  const sample = await model.generate(Array.from(prompt), num('sample-chars', 300), {
+    temperature: 0.8,
+    topK: 10,
+    seed,
+  });
   out(`\nsample:\n${tok.decode(sample)}\n`);
   const secs = ((performance.now() - started) / 1000).toFixed(1);
-  out(`done in ${secs} s: final train loss ${res.last?.loss.toFixed(4) ?? '-'}, val loss ${res.lastEval?.valLoss.toFixed(4) ?? '-'} (uniform guess: ${Math.log(tok.vocabSize).toFixed(4)})`);
+  out(
+    `done in ${secs} s: final train loss ${res.last?.loss.toFixed(4) ?? '-'}, val loss ${res.lastEval?.valLoss.toFixed(4) ?? '-'} (uniform guess: ${Math.log(tok.vocabSize).toFixed(4)})`,
+  );
   return 0;
 }

@@ -25,6 +25,11 @@ export interface Config {
   readonly device: string;
   /** TL_WEBGPU_BACKEND: Dawn backend to ask for in Node ('vulkan', 'opengles', ...); empty for Dawn's default. */
   readonly webgpuBackend: string;
+  /**
+   * EGL_PLATFORM: read (not set) here so that the Node WebGPU loader can tell whether it is unset; the
+   * loader then sets it to 'surfaceless' before starting Dawn's GL-ES backend (headless Mesa needs it).
+   */
+  readonly eglPlatform: string;
 }
 
 /** The configuration in force. */
@@ -32,4 +37,5 @@ export const config: Config = {
   debug: intEnv('TL_DEBUG', 0),
   device: env('TL_DEVICE') ?? 'auto',
   webgpuBackend: env('TL_WEBGPU_BACKEND') ?? '',
+  eglPlatform: env('EGL_PLATFORM') ?? '',
 };

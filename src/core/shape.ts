@@ -36,7 +36,8 @@ export function isContiguous(shape: Shape, strides: readonly number[]): boolean 
 /** Checks a shape given by a user: non-negative integers. */
 export function validateShape(op: string, shape: readonly number[]): void {
   for (const d of shape) {
-    if (!Number.isInteger(d) || d < 0) throw new OpError(op, `invalid shape ${fmtShape(shape)}: dims must be non-negative integers`);
+    if (!Number.isInteger(d) || d < 0)
+      throw new OpError(op, `invalid shape ${fmtShape(shape)}: dims must be non-negative integers`);
   }
 }
 
@@ -51,7 +52,10 @@ export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
       const cur = out[o]!;
       if (cur === 1) out[o] = d;
       else if (d !== 1 && d !== cur) {
-        throw new OpError(op, `shapes ${shapes.map(fmtShape).join(' and ')} cannot be broadcast together (dim ${o - nd}: ${cur} vs ${d})`);
+        throw new OpError(
+          op,
+          `shapes ${shapes.map(fmtShape).join(' and ')} cannot be broadcast together (dim ${o - nd}: ${cur} vs ${d})`,
+        );
       }
     }
   }

@@ -16,7 +16,8 @@ export class CharTokenizer {
   constructor(chars: readonly string[]) {
     this.chars = [...chars];
     this.ids = new Map(this.chars.map((c, i) => [c, i]));
-    if (this.ids.size !== this.chars.length) throw new TensorloomError('CharTokenizer: the vocabulary has repeated characters');
+    if (this.ids.size !== this.chars.length)
+      throw new TensorloomError('CharTokenizer: the vocabulary has repeated characters');
   }
 
   /** Number of ids. */
@@ -30,7 +31,10 @@ export class CharTokenizer {
     const out = new Int32Array(chars.length);
     chars.forEach((c, i) => {
       const id = this.ids.get(c);
-      if (id === undefined) throw new TensorloomError(`CharTokenizer: character ${JSON.stringify(c)} at position ${i} is not in the vocabulary`);
+      if (id === undefined)
+        throw new TensorloomError(
+          `CharTokenizer: character ${JSON.stringify(c)} at position ${i} is not in the vocabulary`,
+        );
       out[i] = id;
     });
     return out;
@@ -41,7 +45,8 @@ export class CharTokenizer {
     let s = '';
     for (let i = 0; i < ids.length; i++) {
       const c = this.chars[ids[i]!];
-      if (c === undefined) throw new TensorloomError(`CharTokenizer: id ${ids[i]} is out of range [0, ${this.chars.length})`);
+      if (c === undefined)
+        throw new TensorloomError(`CharTokenizer: id ${ids[i]} is out of range [0, ${this.chars.length})`);
       s += c;
     }
     return s;

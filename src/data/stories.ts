@@ -9,7 +9,16 @@ const NAMES: readonly [string, 'he' | 'she'][] = [
 const ANIMALS = ['cat', 'dog', 'bird', 'fox', 'frog', 'duck', 'rabbit', 'mouse'] as const;
 const COLORS = ['red', 'blue', 'green', 'yellow', 'small', 'big', 'old', 'shiny'] as const;
 const THINGS = ['ball', 'box', 'hat', 'kite', 'book', 'cup', 'key', 'boat'] as const;
-const PLACES = ['the garden', 'the park', 'the forest', 'the kitchen', 'the river', 'the hill', 'the school', 'the barn'] as const;
+const PLACES = [
+  'the garden',
+  'the park',
+  'the forest',
+  'the kitchen',
+  'the river',
+  'the hill',
+  'the school',
+  'the barn',
+] as const;
 const FEELINGS = ['happy', 'sad', 'tired', 'surprised', 'proud', 'scared', 'calm', 'excited'] as const;
 const WEATHER = ['sunny', 'rainy', 'windy', 'cold', 'warm', 'quiet'] as const;
 

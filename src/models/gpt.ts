@@ -2,8 +2,29 @@
 // pre-LayerNorm blocks of causal self-attention and a tanh-GELU MLP, a final LayerNorm, and an
 // output head tied to the token embedding. Module order: MLP, Block, GPT.
 import { OpError } from '../core/errors.js';
-import { CausalSelfAttention, Dropout, Embedding, F, LayerNorm, Linear, Module, ModuleList, init } from '../nn/index.js';
-import { arange, keep, matmul, noGrad, softmax, tensor, tidy, type DeviceLike, type Generator, type Tensor } from '../tensor/index.js';
+import {
+  CausalSelfAttention,
+  Dropout,
+  Embedding,
+  F,
+  LayerNorm,
+  Linear,
+  Module,
+  ModuleList,
+  init,
+} from '../nn/index.js';
+import {
+  arange,
+  keep,
+  matmul,
+  noGrad,
+  softmax,
+  tensor,
+  tidy,
+  type DeviceLike,
+  type Generator,
+  type Tensor,
+} from '../tensor/index.js';
 
 /** Architecture of a GPT. */
 export interface GPTConfig {
@@ -95,7 +116,8 @@ export class GPT extends Module {
     noGrad(() => {
       for (const [name, p] of this.namedParameters()) {
         if (name.endsWith('.bias')) init.zeros_(p);
-        else if (p.ndim === 2) init.normal_(p, 0, name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * c.nLayer) : 0.02, f.generator);
+        else if (p.ndim === 2)
+          init.normal_(p, 0, name.endsWith('c_proj.weight') ? 0.02 / Math.sqrt(2 * c.nLayer) : 0.02, f.generator);
       }
     });
   }
@@ -111,7 +133,8 @@ export class GPT extends Module {
   forward(idx: Tensor): Tensor {
     if (idx.ndim !== 2) throw new OpError('GPT', `input ids must be (B, T), got [${idx.shape.join(', ')}]`);
     const [, T] = idx.shape as [number, number];
-    if (T > this.config.blockSize) throw new OpError('GPT', `sequence length ${T} exceeds the context length ${this.config.blockSize}`);
+    if (T > this.config.blockSize)
+      throw new OpError('GPT', `sequence length ${T} exceeds the context length ${this.config.blockSize}`);
     return tidy(() => {
       const tok = this.wte.forward(idx); // (B, T, C)
       const pos = this.wpe.forward(this.positionIds(T, idx.device)); // (T, C), broadcast over B

@@ -24,7 +24,8 @@ export function unaryResultDType(op: UnaryOp, x: DType): DType {
  */
 export function binaryResultDType(op: BinaryOp, common: DType): DType {
   if (COMPARE.has(op) || LOGICAL.has(op)) return 'bool';
-  if (common === 'bool') throw new OpError(op, `arithmetic on two bool operands is not defined; cast one to int32 or float32`);
+  if (common === 'bool')
+    throw new OpError(op, `arithmetic on two bool operands is not defined; cast one to int32 or float32`);
   if (op === 'div' || op === 'geluGrad') return isFloat(common) ? common : 'float32';
   return common;
 }

@@ -15,7 +15,11 @@ export function reduceShape(shape: Shape, axes: readonly number[], keepdim: bool
 
 /** Output shape of matmul with torch.matmul semantics for operands of rank >= 2 (1-D handled by the frontend). */
 export function matmulShape(a: Shape, b: Shape): { batch: number[]; m: number; k: number; n: number } {
-  if (a.length < 2 || b.length < 2) throw new OpError('matmul', `operands must have at least 2 dims after promotion, got ${fmtShape(a)} and ${fmtShape(b)}`);
+  if (a.length < 2 || b.length < 2)
+    throw new OpError(
+      'matmul',
+      `operands must have at least 2 dims after promotion, got ${fmtShape(a)} and ${fmtShape(b)}`,
+    );
   const m = a[a.length - 2]!;
   const k = a[a.length - 1]!;
   const k2 = b[b.length - 2]!;
@@ -32,9 +36,14 @@ export function matmulShape(a: Shape, b: Shape): { batch: number[]; m: number; k
 
 /** Checks torch.gather's shape contract and returns the output shape (the index's shape). */
 export function gatherShape(op: string, self: Shape, dim: number, index: Shape): number[] {
-  if (index.length !== self.length) throw new OpError(op, `index must have the same number of dims as the input: input ${fmtShape(self)}, index ${fmtShape(index)}`);
+  if (index.length !== self.length)
+    throw new OpError(
+      op,
+      `index must have the same number of dims as the input: input ${fmtShape(self)}, index ${fmtShape(index)}`,
+    );
   index.forEach((d, i) => {
-    if (i !== dim && d > self[i]!) throw new OpError(op, `index ${fmtShape(index)} is larger than input ${fmtShape(self)} at dim ${i}`);
+    if (i !== dim && d > self[i]!)
+      throw new OpError(op, `index ${fmtShape(index)} is larger than input ${fmtShape(self)} at dim ${i}`);
   });
   return [...index];
 }
@@ -42,10 +51,17 @@ export function gatherShape(op: string, self: Shape, dim: number, index: Shape):
 /** Checks torch.scatter_add's contract: index matches src in rank, fits in src and (off `dim`) in self. */
 export function scatterShape(op: string, self: Shape, dim: number, index: Shape, src: Shape): number[] {
   if (index.length !== self.length || src.length !== self.length) {
-    throw new OpError(op, `self ${fmtShape(self)}, index ${fmtShape(index)} and src ${fmtShape(src)} must have the same number of dims`);
+    throw new OpError(
+      op,
+      `self ${fmtShape(self)}, index ${fmtShape(index)} and src ${fmtShape(src)} must have the same number of dims`,
+    );
   }
   index.forEach((d, i) => {
-    if (d > src[i]! || (i !== dim && d > self[i]!)) throw new OpError(op, `index ${fmtShape(index)} does not fit src ${fmtShape(src)} / self ${fmtShape(self)} at dim ${i}`);
+    if (d > src[i]! || (i !== dim && d > self[i]!))
+      throw new OpError(
+        op,
+        `index ${fmtShape(index)} does not fit src ${fmtShape(src)} / self ${fmtShape(self)} at dim ${i}`,
+      );
   });
   return [...self];
 }
@@ -62,7 +78,10 @@ export function indexSelectShape(self: Shape, dim: number, index: Shape): number
 export function indexAddShape(self: Shape, dim: number, index: Shape, src: Shape): number[] {
   const want = indexSelectShape(self, dim, index);
   if (want.length !== src.length || want.some((d, i) => d !== src[i])) {
-    throw new OpError('indexAdd', `src must have shape ${fmtShape(want)} for self ${fmtShape(self)}, dim ${dim}, index ${fmtShape(index)}; got ${fmtShape(src)}`);
+    throw new OpError(
+      'indexAdd',
+      `src must have shape ${fmtShape(want)} for self ${fmtShape(self)}, dim ${dim}, index ${fmtShape(index)}; got ${fmtShape(src)}`,
+    );
   }
   return [...self];
 }

@@ -43,7 +43,10 @@ function flatten(data: NestedArray, shape: readonly number[], depth: number, out
     return;
   }
   if (!Array.isArray(data) || data.length !== shape[depth]) {
-    throw new OpError('tensor', `ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${Array.isArray(data) ? data.length : 'a scalar'}`);
+    throw new OpError(
+      'tensor',
+      `ragged nested array: expected length ${shape[depth]} at depth ${depth}, got ${Array.isArray(data) ? data.length : 'a scalar'}`,
+    );
   }
   for (const x of data as readonly NestedArray[]) flatten(x, shape, depth + 1, out);
 }
@@ -53,7 +56,10 @@ function dtypeOfArray(a: TypedArray | Float64Array): DType {
   if (a instanceof Int32Array) return 'int32';
   if (a instanceof Uint32Array) return 'uint32';
   if (a instanceof Uint8Array) return 'bool';
-  throw new OpError('tensor', 'a Uint16Array is ambiguous; pass { dtype: "float16" } with float values, or use fromFloat16Bits()');
+  throw new OpError(
+    'tensor',
+    'a Uint16Array is ambiguous; pass { dtype: "float16" } with float values, or use fromFloat16Bits()',
+  );
 }
 
 /** Converts host numbers to the storage representation of `dtype`. */
@@ -92,10 +98,12 @@ export function tensor(
     if (opts.shape) shape = opts.shape;
     dtype = opts.dtype ?? (typeof firstLeaf(data) === 'boolean' ? 'bool' : 'float32');
   }
-  if (opts.dtype !== undefined && !isDType(opts.dtype)) throw new OpError('tensor', `unknown dtype '${String(opts.dtype)}'`);
+  if (opts.dtype !== undefined && !isDType(opts.dtype))
+    throw new OpError('tensor', `unknown dtype '${String(opts.dtype)}'`);
   validateShape('tensor', shape);
   const n = shape.reduce((a, b) => a * b, 1);
-  if (n !== values.length) throw new OpError('tensor', `shape [${shape.join(', ')}] needs ${n} values, got ${values.length}`);
+  if (n !== values.length)
+    throw new OpError('tensor', `shape [${shape.join(', ')}] needs ${n} values, got ${values.length}`);
   const backend = getBackend(opts.device);
   const t = allocTensor(backend, shape, dtype);
   if (n > 0) backend.write(t.storage.buffer, dtype, encode(values, dtype), 0);
@@ -113,11 +121,16 @@ export function withGrad(t: Tensor, on: boolean | undefined): Tensor {
 }
 
 /** Creates a float16 tensor from raw IEEE binary16 bit patterns. */
-export function fromFloat16Bits(bits: Uint16Array, shape: readonly number[], opts: { device?: DeviceLike } = {}): Tensor {
+export function fromFloat16Bits(
+  bits: Uint16Array,
+  shape: readonly number[],
+  opts: { device?: DeviceLike } = {},
+): Tensor {
   validateShape('fromFloat16Bits', shape);
   const backend = getBackend(opts.device);
   const t = allocTensor(backend, shape, 'float16');
-  if (bits.length !== t.size) throw new OpError('fromFloat16Bits', `shape [${shape.join(', ')}] needs ${t.size} values, got ${bits.length}`);
+  if (bits.length !== t.size)
+    throw new OpError('fromFloat16Bits', `shape [${shape.join(', ')}] needs ${t.size} values, got ${bits.length}`);
   backend.write(t.storage.buffer, 'float16', bits, 0);
   return t;
 }
@@ -154,10 +167,13 @@ export function onesLike(t: Tensor, opts: CreateOptions = {}): Tensor {
 /** Values start, start+step, ... below `end` (like torch.arange). `arange(n)` is 0..n-1. */
 export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
   if (end === undefined) [start, end] = [0, start];
-  if (step === 0 || !Number.isFinite(step)) throw new OpError('arange', `step must be finite and non-zero, got ${step}`);
+  if (step === 0 || !Number.isFinite(step))
+    throw new OpError('arange', `step must be finite and non-zero, got ${step}`);
   const n = Math.max(0, Math.ceil((end - start) / step));
   const allInt = [start, end, step].every(Number.isInteger);
-  return runKernel('arange', [], { start, step }, [n], opts.dtype ?? (allInt ? 'int32' : 'float32'), { device: opts.device });
+  return runKernel('arange', [], { start, step }, [n], opts.dtype ?? (allInt ? 'int32' : 'float32'), {
+    device: opts.device,
+  });
 }
 
 /** A seeded random stream. Each draw uses a fresh counter, so draws never overlap. */
@@ -213,7 +229,14 @@ function floatDType(op: string, opts: CreateOptions): DType {
 export function rand(shape: readonly number[], opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
   validateShape('rand', shape);
   const g = (opts.generator ?? defaultGenerator).next();
-  const t = runKernel('randUniform', [], { ...g, low: opts.low ?? 0, high: opts.high ?? 1 }, shape, floatDType('rand', opts), { device: opts.device });
+  const t = runKernel(
+    'randUniform',
+    [],
+    { ...g, low: opts.low ?? 0, high: opts.high ?? 1 },
+    shape,
+    floatDType('rand', opts),
+    { device: opts.device },
+  );
   return withGrad(t, opts.requiresGrad);
 }
 
@@ -221,6 +244,13 @@ export function rand(shape: readonly number[], opts: RandomOptions & { low?: num
 export function randn(shape: readonly number[], opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
   validateShape('randn', shape);
   const g = (opts.generator ?? defaultGenerator).next();
-  const t = runKernel('randNormal', [], { ...g, mean: opts.mean ?? 0, std: opts.std ?? 1 }, shape, floatDType('randn', opts), { device: opts.device });
+  const t = runKernel(
+    'randNormal',
+    [],
+    { ...g, mean: opts.mean ?? 0, std: opts.std ?? 1 },
+    shape,
+    floatDType('randn', opts),
+    { device: opts.device },
+  );
   return withGrad(t, opts.requiresGrad);
 }

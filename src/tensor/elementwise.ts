@@ -37,7 +37,12 @@ export function binary(op: BinaryOp, a: Input, b: Input): Tensor {
 export function where(cond: Tensor, a: Input, b: Input): Tensor {
   if (cond.dtype !== 'bool') throw new OpError('where', `condition must be bool, got ${cond.dtype}`);
   const common = commonDType('where', a, b);
-  const shape = broadcastShapes('where', cond.shape, a instanceof Tensor ? a.shape : [], b instanceof Tensor ? b.shape : []);
+  const shape = broadcastShapes(
+    'where',
+    cond.shape,
+    a instanceof Tensor ? a.shape : [],
+    b instanceof Tensor ? b.shape : [],
+  );
   return runKernel('where', [cond, a, b], {}, shape, common, { broadcast: true });
 }
 
@@ -72,7 +77,12 @@ function checkInplace(op: string, target: Tensor, inputs: readonly Input[]): voi
 }
 
 /** Runs an elementwise kernel writing into `target` in place (through its strides) and bumps its version. */
-function inplace(op: UnaryOp | BinaryOp | 'cast' | 'copy', target: Tensor, inputs: readonly Input[], scalarDType: DType): Tensor {
+function inplace(
+  op: UnaryOp | BinaryOp | 'cast' | 'copy',
+  target: Tensor,
+  inputs: readonly Input[],
+  scalarDType: DType,
+): Tensor {
   checkInplace(`${op}_`, target, inputs);
   const backend = backendOf(`${op}_`, [target, ...inputs]);
   const temps: Tensor[] = [];
@@ -86,7 +96,10 @@ function inplace(op: UnaryOp | BinaryOp | 'cast' | 'copy', target: Tensor, input
     }
     const s = broadcastShapes(`${op}_`, target.shape, x.shape);
     if (!shapesEqual(s, target.shape)) {
-      throw new OpError(`${op}_`, `cannot broadcast [${x.shape.join(', ')}] to the in-place target [${target.shape.join(', ')}]`);
+      throw new OpError(
+        `${op}_`,
+        `cannot broadcast [${x.shape.join(', ')}] to the in-place target [${target.shape.join(', ')}]`,
+      );
     }
     return broadcastSpec(x, target.shape);
   });
@@ -105,14 +118,16 @@ function sameView(a: Tensor, b: Tensor): boolean {
 export function binaryInplace(op: BinaryOp, target: Tensor, b: Input): Tensor {
   const common = commonDType(op, target, b);
   const res = binaryResultDType(op, common);
-  if (res !== target.dtype) throw new OpError(`${op}_`, `result dtype ${res} cannot be stored in the ${target.dtype} target`);
+  if (res !== target.dtype)
+    throw new OpError(`${op}_`, `result dtype ${res} cannot be stored in the ${target.dtype} target`);
   return inplace(op, target, [target, b], binaryComputeDType(op, common));
 }
 
 /** In-place unary op. */
 export function unaryInplace(op: UnaryOp, target: Tensor): Tensor {
   const res = unaryResultDType(op, target.dtype);
-  if (res !== target.dtype) throw new OpError(`${op}_`, `result dtype ${res} cannot be stored in the ${target.dtype} target`);
+  if (res !== target.dtype)
+    throw new OpError(`${op}_`, `result dtype ${res} cannot be stored in the ${target.dtype} target`);
   return inplace(op, target, [target], target.dtype);
 }
 

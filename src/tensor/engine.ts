@@ -30,7 +30,8 @@ export function backendOf(op: string, inputs: readonly Input[], device?: DeviceL
     if (!(x instanceof Tensor)) continue;
     x.assertLive(op);
     const xb = x.storage.backend;
-    if (b && xb !== b) throw new OpError(op, `tensors are on different devices (${b.name} and ${xb.name}); move them with .to()`);
+    if (b && xb !== b)
+      throw new OpError(op, `tensors are on different devices (${b.name} and ${xb.name}); move them with .to()`);
     b = xb;
   }
   return b ?? getBackend(device);
@@ -65,7 +66,10 @@ export function runKernel<K extends KernelOp>(
 ): Tensor {
   const backend = backendOf(op, inputs, opts.device);
   if (!backend.caps.dtypes.includes(dtype)) {
-    throw new OpError(op, `dtype ${dtype} is not supported on ${backend.name} (supported: ${backend.caps.dtypes.join(', ')})`);
+    throw new OpError(
+      op,
+      `dtype ${dtype} is not supported on ${backend.name} (supported: ${backend.caps.dtypes.join(', ')})`,
+    );
   }
   const specs: Operand[] = inputs.map((x) => {
     if (typeof x === 'number') return { scalar: x, dtype: opts.scalarDType ?? dtype };

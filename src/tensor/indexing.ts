@@ -13,7 +13,8 @@ import { reshape, unsqueeze } from './views.js';
 
 function checkIndex(op: string, index: Tensor): void {
   index.assertLive(op);
-  if (index.dtype !== 'int32' && index.dtype !== 'uint32') throw new OpError(op, `index must be int32 or uint32, got ${index.dtype}`);
+  if (index.dtype !== 'int32' && index.dtype !== 'uint32')
+    throw new OpError(op, `index must be int32 or uint32, got ${index.dtype}`);
 }
 
 /** torch.gather: `out[i][j] = x[index[i][j]][j]` for dim 0, and likewise for other dims. */
@@ -27,8 +28,15 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
 export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
   checkIndex('scatterAdd', index);
   const d = normAxis('scatterAdd', dim, x.ndim);
-  if (src.dtype !== x.dtype) throw new OpError('scatterAdd', `src dtype ${src.dtype} differs from self dtype ${x.dtype}`);
-  return runKernel('scatterAdd', [x, index, src], { dim: d }, scatterShape('scatterAdd', x.shape, d, index.shape, src.shape), x.dtype);
+  if (src.dtype !== x.dtype)
+    throw new OpError('scatterAdd', `src dtype ${src.dtype} differs from self dtype ${x.dtype}`);
+  return runKernel(
+    'scatterAdd',
+    [x, index, src],
+    { dim: d },
+    scatterShape('scatterAdd', x.shape, d, index.shape, src.shape),
+    x.dtype,
+  );
 }
 
 /** torch.index_select: the slices of `x` along `dim` named by a 1-D index (rows of a table for dim 0). */
@@ -48,7 +56,8 @@ export function indexAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): Te
 
 /** Rows of `weight` (V, D) for every id in `ids` (any shape): output (...ids.shape, D). */
 export function embedding(ids: Tensor, weight: Tensor): Tensor {
-  if (weight.ndim !== 2) throw new OpError('embedding', `weight must be 2-D (vocab, dim), got ${fmtShape(weight.shape)}`);
+  if (weight.ndim !== 2)
+    throw new OpError('embedding', `weight must be 2-D (vocab, dim), got ${fmtShape(weight.shape)}`);
   return tidy(() => reshape(indexSelect(weight, 0, reshape(ids, [-1])), [...ids.shape, weight.shape[1]!]));
 }
 
@@ -56,10 +65,22 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
 export function cat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 0) throw new OpError('cat', 'needs at least one tensor');
   const a = normAxis('cat', axis, xs[0]!.ndim);
-  const shape = concatShape(xs.map((x) => x.shape), a, 'cat');
+  const shape = concatShape(
+    xs.map((x) => x.shape),
+    a,
+    'cat',
+  );
   let dtype: DType = xs[0]!.dtype;
   for (const x of xs) dtype = promoteTypes(dtype, x.dtype, 'cat');
-  return tidy(() => runKernel('concat', xs.map((x) => cast(x, dtype)), { axis: a }, shape, dtype));
+  return tidy(() =>
+    runKernel(
+      'concat',
+      xs.map((x) => cast(x, dtype)),
+      { axis: a },
+      shape,
+      dtype,
+    ),
+  );
 }
 
 /** Stacks same-shaped tensors along a new dim `axis`. */
@@ -68,10 +89,18 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
   const first = xs[0]!;
   for (const x of xs) {
     if (x.shape.length !== first.shape.length || x.shape.some((d, i) => d !== first.shape[i])) {
-      throw new OpError('stack', `all tensors must have the same shape, got ${xs.map((t) => fmtShape(t.shape)).join(', ')}`);
+      throw new OpError(
+        'stack',
+        `all tensors must have the same shape, got ${xs.map((t) => fmtShape(t.shape)).join(', ')}`,
+      );
     }
   }
-  return tidy(() => cat(xs.map((x) => unsqueeze(x, axis)), axis));
+  return tidy(() =>
+    cat(
+      xs.map((x) => unsqueeze(x, axis)),
+      axis,
+    ),
+  );
 }
 
 /** Bool mask (rows, cols) that is true where col - row >= k (upper) or <= k (lower). */
@@ -87,19 +116,32 @@ function triMask(rows: number, cols: number, k: number, upper: boolean, device: 
 /** Zeroes elements below the k-th diagonal of the last two dims (torch.triu). */
 export function triu(x: Tensor, k = 0): Tensor {
   if (x.ndim < 2) throw new OpError('triu', `needs at least 2 dims, got ${fmtShape(x.shape)}`);
-  return tidy(() => where(triMask(x.shape[x.ndim - 2]!, x.shape[x.ndim - 1]!, k, true, x.device), x, zeros([], { dtype: x.dtype, device: x.device })));
+  return tidy(() =>
+    where(
+      triMask(x.shape[x.ndim - 2]!, x.shape[x.ndim - 1]!, k, true, x.device),
+      x,
+      zeros([], { dtype: x.dtype, device: x.device }),
+    ),
+  );
 }
 
 /** Zeroes elements above the k-th diagonal of the last two dims (torch.tril). */
 export function tril(x: Tensor, k = 0): Tensor {
   if (x.ndim < 2) throw new OpError('tril', `needs at least 2 dims, got ${fmtShape(x.shape)}`);
-  return tidy(() => where(triMask(x.shape[x.ndim - 2]!, x.shape[x.ndim - 1]!, k, false, x.device), x, zeros([], { dtype: x.dtype, device: x.device })));
+  return tidy(() =>
+    where(
+      triMask(x.shape[x.ndim - 2]!, x.shape[x.ndim - 1]!, k, false, x.device),
+      x,
+      zeros([], { dtype: x.dtype, device: x.device }),
+    ),
+  );
 }
 
 /** One-hot encoding of integer ids: output (...ids.shape, numClasses) of `dtype` (default float32). */
 export function oneHot(ids: Tensor, numClasses: number, dtype: DType = 'float32'): Tensor {
   checkIndex('oneHot', ids);
-  if (!Number.isInteger(numClasses) || numClasses <= 0) throw new OpError('oneHot', `numClasses must be a positive integer, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses <= 0)
+    throw new OpError('oneHot', `numClasses must be a positive integer, got ${numClasses}`);
   return tidy(() => {
     // scatter ones into zeros: an id outside [0, numClasses) is refused by the scatter's range check
     const at = unsqueeze(ids, -1); // (...ids.shape, 1)

@@ -12,13 +12,15 @@ import { expand, reshape, unsqueeze } from './views.js';
 export function matmul(a: Tensor, b: Tensor): Tensor {
   a.assertLive('matmul');
   b.assertLive('matmul');
-  if (a.ndim === 0 || b.ndim === 0) throw new OpError('matmul', `operands must have at least 1 dim, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  if (a.ndim === 0 || b.ndim === 0)
+    throw new OpError('matmul', `operands must have at least 1 dim, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
   if (!isFloat(a.dtype) || a.dtype !== b.dtype) {
     throw new OpError('matmul', `operands must be float tensors of the same dtype, got ${a.dtype} and ${b.dtype}`);
   }
   const ka = a.shape[a.ndim - 1]!;
   const kb = b.ndim === 1 ? b.shape[0]! : b.shape[b.ndim - 2]!;
-  if (ka !== kb) throw new OpError('matmul', `inner dims differ: ${fmtShape(a.shape)} @ ${fmtShape(b.shape)} (${ka} vs ${kb})`);
+  if (ka !== kb)
+    throw new OpError('matmul', `inner dims differ: ${fmtShape(a.shape)} @ ${fmtShape(b.shape)} (${ka} vs ${kb})`);
   if (a.ndim >= 2 && b.ndim >= 2) return matmul2(a, b);
   return tidy(() => {
     const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;

@@ -4,7 +4,17 @@ import { isFloat, type DType } from '../core/dtype.js';
 import { OpError, TensorloomError } from '../core/errors.js';
 import type { BinaryOp, UnaryOp } from '../ops/opcodes.js';
 import type { DeviceLike } from './device.js';
-import { binary, binaryInplace, cast, clamp, copyInto, fillInplace, unary, unaryInplace, where } from './elementwise.js';
+import {
+  binary,
+  binaryInplace,
+  cast,
+  clamp,
+  copyInto,
+  fillInplace,
+  unary,
+  unaryInplace,
+  where,
+} from './elementwise.js';
 import { runKernel, type Input } from './engine.js';
 import { cat, gather, indexAdd, indexSelect, scatterAdd, tril, triu } from './indexing.js';
 import { matmul } from './linalg.js';
@@ -18,15 +28,50 @@ type Binary = (other: Input) => Tensor;
 
 declare module './tensor.js' {
   interface Tensor {
-    neg: Unary; abs: Unary; sign: Unary; exp: Unary; log: Unary; sqrt: Unary; rsqrt: Unary; reciprocal: Unary;
-    sin: Unary; cos: Unary; tanh: Unary; sigmoid: Unary; relu: Unary; gelu: Unary; floor: Unary; ceil: Unary;
-    round: Unary; logicalNot: Unary;
-    add: Binary; sub: Binary; mul: Binary; div: Binary; pow: Binary; maximum: Binary; minimum: Binary;
-    eq: Binary; ne: Binary; lt: Binary; le: Binary; gt: Binary; ge: Binary; logicalAnd: Binary; logicalOr: Binary;
+    neg: Unary;
+    abs: Unary;
+    sign: Unary;
+    exp: Unary;
+    log: Unary;
+    sqrt: Unary;
+    rsqrt: Unary;
+    reciprocal: Unary;
+    sin: Unary;
+    cos: Unary;
+    tanh: Unary;
+    sigmoid: Unary;
+    relu: Unary;
+    gelu: Unary;
+    floor: Unary;
+    ceil: Unary;
+    round: Unary;
+    logicalNot: Unary;
+    add: Binary;
+    sub: Binary;
+    mul: Binary;
+    div: Binary;
+    pow: Binary;
+    maximum: Binary;
+    minimum: Binary;
+    eq: Binary;
+    ne: Binary;
+    lt: Binary;
+    le: Binary;
+    gt: Binary;
+    ge: Binary;
+    logicalAnd: Binary;
+    logicalOr: Binary;
     /** In-place `this += other` (no autograd; use inside noGrad). */
-    add_: Binary; sub_: Binary; mul_: Binary; div_: Binary; maximum_: Binary; minimum_: Binary;
+    add_: Binary;
+    sub_: Binary;
+    mul_: Binary;
+    div_: Binary;
+    maximum_: Binary;
+    minimum_: Binary;
     /** In-place unary ops. */
-    neg_: Unary; sqrt_: Unary; exp_: Unary;
+    neg_: Unary;
+    sqrt_: Unary;
+    exp_: Unary;
     /** `value` where `mask` is true, else this (torch.masked_fill). */
     maskedFill(mask: Tensor, value: number): Tensor;
     /** Clamps into [min, max]. */
@@ -93,8 +138,43 @@ declare module './tensor.js' {
 }
 
 const P = Tensor.prototype;
-const UNARY: readonly UnaryOp[] = ['neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'reciprocal', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'gelu', 'floor', 'ceil', 'round', 'logicalNot'];
-const BINARY: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge', 'logicalAnd', 'logicalOr'];
+const UNARY: readonly UnaryOp[] = [
+  'neg',
+  'abs',
+  'sign',
+  'exp',
+  'log',
+  'sqrt',
+  'rsqrt',
+  'reciprocal',
+  'sin',
+  'cos',
+  'tanh',
+  'sigmoid',
+  'relu',
+  'gelu',
+  'floor',
+  'ceil',
+  'round',
+  'logicalNot',
+];
+const BINARY: readonly BinaryOp[] = [
+  'add',
+  'sub',
+  'mul',
+  'div',
+  'pow',
+  'maximum',
+  'minimum',
+  'eq',
+  'ne',
+  'lt',
+  'le',
+  'gt',
+  'ge',
+  'logicalAnd',
+  'logicalOr',
+];
 for (const op of UNARY) P[op as 'neg'] = function (this: Tensor) { return unary(op, this); }; // prettier-ignore
 for (const op of BINARY) P[op as 'add'] = function (this: Tensor, o: Input) { return binary(op, this, o); }; // prettier-ignore
 for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'] as const) {

@@ -110,12 +110,19 @@ export class Tensor {
 
   /** @internal Throws if the tensor was disposed; `op` names the caller in the message. */
   assertLive(op: string): void {
-    if (this._disposed) throw new TensorloomError(`${op}: tensor #${this.id} (shape [${this.shape.join(', ')}]) was disposed`);
+    if (this._disposed)
+      throw new TensorloomError(`${op}: tensor #${this.id} (shape [${this.shape.join(', ')}]) was disposed`);
   }
 
   /** @internal The kernel's view of this tensor. */
   spec(): TensorSpec {
-    return { buffer: this.storage.buffer, dtype: this.dtype, shape: this.shape, strides: this.strides, offset: this.offset };
+    return {
+      buffer: this.storage.buffer,
+      dtype: this.dtype,
+      shape: this.shape,
+      strides: this.strides,
+      offset: this.offset,
+    };
   }
 
   /**

@@ -12,11 +12,13 @@ function resolveShape(op: string, shape: readonly number[], n: number, from: rea
   if (neg !== out.lastIndexOf(-1)) throw new OpError(op, `only one dim can be -1, got ${fmtShape(shape)}`);
   if (neg >= 0) {
     const rest = out.reduce((a, d, i) => (i === neg ? a : a * d), 1);
-    if (rest === 0 || n % rest !== 0) throw new OpError(op, `cannot reshape ${fmtShape(from)} (${n} elements) into ${fmtShape(shape)}`);
+    if (rest === 0 || n % rest !== 0)
+      throw new OpError(op, `cannot reshape ${fmtShape(from)} (${n} elements) into ${fmtShape(shape)}`);
     out[neg] = n / rest;
   }
   validateShape(op, out);
-  if (numel(out) !== n) throw new OpError(op, `cannot reshape ${fmtShape(from)} (${n} elements) into ${fmtShape(shape)}`);
+  if (numel(out) !== n)
+    throw new OpError(op, `cannot reshape ${fmtShape(from)} (${n} elements) into ${fmtShape(shape)}`);
   return out;
 }
 
@@ -51,7 +53,11 @@ function viewStrides(shape: readonly number[], strides: readonly number[], targe
 export function view(x: Tensor, shape: readonly number[]): Tensor {
   const target = resolveShape('view', shape, x.size, x.shape);
   const strides = viewStrides(x.shape, x.strides, target);
-  if (!strides) throw new OpError('view', `a tensor of shape ${fmtShape(x.shape)} with strides ${fmtShape(x.strides)} cannot be viewed as ${fmtShape(target)}; use reshape()`);
+  if (!strides)
+    throw new OpError(
+      'view',
+      `a tensor of shape ${fmtShape(x.shape)} with strides ${fmtShape(x.strides)} cannot be viewed as ${fmtShape(target)}; use reshape()`,
+    );
   return makeView('reshape', x, { shape: target }, target, strides, x.offset);
 }
 
@@ -77,8 +83,16 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const nd = x.ndim;
   const d = dims.map((a) => normAxis('permute', a, nd));
-  if (d.length !== nd || new Set(d).size !== nd) throw new OpError('permute', `[${dims.join(', ')}] is not a permutation of the ${nd} dims of ${fmtShape(x.shape)}`);
-  return makeView('permute', x, { dims: d }, d.map((i) => x.shape[i]!), d.map((i) => x.strides[i]!), x.offset);
+  if (d.length !== nd || new Set(d).size !== nd)
+    throw new OpError('permute', `[${dims.join(', ')}] is not a permutation of the ${nd} dims of ${fmtShape(x.shape)}`);
+  return makeView(
+    'permute',
+    x,
+    { dims: d },
+    d.map((i) => x.shape[i]!),
+    d.map((i) => x.strides[i]!),
+    x.offset,
+  );
 }
 
 /** Swaps two dims. */
@@ -113,7 +127,8 @@ export function slice(x: Tensor, axis: number, start = 0, end = Infinity, step =
 export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
   const a = normAxis('narrow', dim, x.ndim);
   const n = x.shape[a]!;
-  if (start < 0 || length < 0 || start + length > n) throw new OpError('narrow', `[${start}, ${start + length}) is out of range for dim ${dim} of size ${n}`);
+  if (start < 0 || length < 0 || start + length > n)
+    throw new OpError('narrow', `[${start}, ${start + length}) is out of range for dim ${dim} of size ${n}`);
   return slice(x, a, start, start + length);
 }
 
@@ -131,7 +146,11 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
       if (i < lead) throw new OpError('expand', `-1 is not allowed for the new leading dim ${i} in ${fmtShape(shape)}`);
       want = src;
     }
-    if (src !== want && src !== 1) throw new OpError('expand', `cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)}: dim ${i} is ${src}, not 1`);
+    if (src !== want && src !== 1)
+      throw new OpError(
+        'expand',
+        `cannot expand ${fmtShape(x.shape)} to ${fmtShape(shape)}: dim ${i} is ${src}, not 1`,
+      );
     outShape.push(want);
     strides.push(i < lead || (src === 1 && want !== 1) ? 0 : x.strides[i - lead]!);
   }
@@ -148,10 +167,17 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
 
 /** Removes size-1 dims: all of them, or only `dim` (a no-op view if that dim is not 1). */
 export function squeeze(x: Tensor, dim?: number): Tensor {
-  if (dim === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  if (dim === undefined)
+    return reshape(
+      x,
+      x.shape.filter((d) => d !== 1),
+    );
   const d = normAxis('squeeze', dim, x.ndim);
   if (x.shape[d] !== 1) return reshape(x, x.shape);
-  return reshape(x, x.shape.filter((_, i) => i !== d));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== d),
+  );
 }
 
 /** Flattens dims start..end (inclusive) into one. */
@@ -169,7 +195,8 @@ export function select(x: Tensor, dim: number, index: number): Tensor {
   const d = normAxis('select', dim, x.ndim);
   const n = x.shape[d]!;
   const i = index < 0 ? index + n : index;
-  if (!Number.isInteger(i) || i < 0 || i >= n) throw new OpError('select', `index ${index} is out of range for dim ${dim} of size ${n}`);
+  if (!Number.isInteger(i) || i < 0 || i >= n)
+    throw new OpError('select', `index ${index} is out of range for dim ${dim} of size ${n}`);
   const s = slice(x, d, i, i + 1);
   const out = squeeze(s, d);
   s.dispose();
@@ -180,8 +207,12 @@ export function select(x: Tensor, dim: number, index: number): Tensor {
 export function split(x: Tensor, sizes: number | readonly number[], axis = 0): Tensor[] {
   const a = normAxis('split', axis, x.ndim);
   const n = x.shape[a]!;
-  const list = typeof sizes === 'number' ? Array.from({ length: Math.max(1, Math.ceil(n / sizes)) }, (_, i) => Math.min(sizes, n - i * sizes)) : [...sizes];
-  if (list.reduce((p, q) => p + q, 0) !== n) throw new OpError('split', `sizes [${list.join(', ')}] do not add up to dim ${axis} of size ${n}`);
+  const list =
+    typeof sizes === 'number'
+      ? Array.from({ length: Math.max(1, Math.ceil(n / sizes)) }, (_, i) => Math.min(sizes, n - i * sizes))
+      : [...sizes];
+  if (list.reduce((p, q) => p + q, 0) !== n)
+    throw new OpError('split', `sizes [${list.join(', ')}] do not add up to dim ${axis} of size ${n}`);
   let at = 0;
   return list.map((len) => {
     const t = slice(x, a, at, at + len);
@@ -195,7 +226,6 @@ export function chunk(x: Tensor, chunks: number, axis = 0): Tensor[] {
   const n = x.shape[normAxis('chunk', axis, x.ndim)]!;
   return split(x, Math.ceil(n / chunks) || 1, axis);
 }
-
 
 /** A new handle on the same storage that is cut from the autograd graph (requiresGrad false). */
 export function detach(x: Tensor): Tensor {

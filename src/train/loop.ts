@@ -49,7 +49,9 @@ export interface LoopSpec {
 /** Mean loss over `n` held-out batches, in eval mode, without a graph. */
 async function evaluate(spec: LoopSpec): Promise<number> {
   spec.setTraining(false);
-  const losses = noGrad(() => tidy(() => stack(Array.from({ length: spec.evalBatches }, () => spec.evalLoss())).mean()));
+  const losses = noGrad(() =>
+    tidy(() => stack(Array.from({ length: spec.evalBatches }, () => spec.evalLoss())).mean()),
+  );
   const v = await losses.item();
   losses.dispose();
   spec.setTraining(true);
