@@ -45,6 +45,8 @@ export interface BackendCaps {
   readonly description: string;
   /** True when the device is a software emulation (e.g. llvmpipe / lavapipe). */
   readonly software: boolean;
+  /** Bytes per element in device storage (WebGPU stores bool as 32-bit words); the frontend allocates numel * this. */
+  readonly elementBytes: Readonly<Record<DType, number>>;
 }
 
 /** Live-memory and activity counters of a backend. Counters only grow; live values go up and down. */
@@ -67,9 +69,15 @@ export interface Backend {
   alloc(bytes: number): DeviceBuffer;
   /** Returns a buffer; using it afterwards is an error. */
   free(buf: DeviceBuffer): void;
-  /** Copies host data into a buffer at a byte offset. */
-  write(buf: DeviceBuffer, data: ArrayBufferView, byteOffset: number): void;
-  /** Reads `count` elements of dtype `dtype` starting at element `offset` (the only host sync point). */
+  /**
+   * Copies host data in host storage format (Float32Array, Uint16Array of float16 bits, Int32Array,
+   * Uint32Array, Uint8Array of 0/1 for bool) into a buffer, starting at element `offset`.
+   */
+  write(buf: DeviceBuffer, dtype: DType, data: TypedArray, offset: number): void;
+  /**
+   * Reads `count` elements of dtype `dtype` from element `offset`, in host storage format. The values
+   * are those at call time: the caller may free the buffer right after calling (read is the only sync point).
+   */
   read(buf: DeviceBuffer, dtype: DType, offset: number, count: number): Promise<TypedArray>;
   /** Compiles/caches whatever `run` with the same signature needs, so `run` never compiles. */
   prepare<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void;
@@ -100,5 +108,14 @@ export function registeredBackends(): DeviceName[] {
 
 /** A zeroed stats record. */
 export function emptyStats(): BackendStats {
-  return { liveBuffers: 0, liveBytes: 0, buffersCreated: 0, bytesUploaded: 0, bytesDownloaded: 0, dispatches: 0, submits: 0, compiles: 0 };
+  return {
+    liveBuffers: 0,
+    liveBytes: 0,
+    buffersCreated: 0,
+    bytesUploaded: 0,
+    bytesDownloaded: 0,
+    dispatches: 0,
+    submits: 0,
+    compiles: 0,
+  };
 }

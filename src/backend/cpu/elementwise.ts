@@ -1,0 +1,168 @@
+// Elementwise kernels (unary, binary, where, cast, copy) over arbitrary strided operands: one driver
+// coalesces dims, walks rows in chunks, decodes float16 operands into scratch, and calls a row loop.
+import type { DType } from '../../core/dtype.js';
+import { f16BitsToF32, f32ToF16Bits } from '../../core/float16.js';
+import { numel } from '../../core/shape.js';
+import { isScalar, type Operand, type ScalarSpec, type TensorSpec } from '../backend.js';
+import type { BinaryOp, UnaryOp } from '../../ops/opcodes.js';
+import { rawView, view } from './buffer.js';
+import { BINARY_LOOPS, UNARY_LOOPS, castBoolLoop, castLoop, whereLoop } from './ewloops.js';
+import type { BinaryLoop, InArr, OutArr, TernaryLoop, UnaryLoop } from './ewloops.js';
+import { CHUNK, RowIter, coalesce, decodeF16, encodeF16, scratchF32 } from './strided.js';
+
+/** A scalar operand as a one-element array of what its dtype stores (float16 as its decoded value). */
+function scalarArray(s: ScalarSpec): InArr {
+  switch (s.dtype) {
+    case 'float32':
+      return Float32Array.of(s.scalar);
+    case 'float16':
+      return Float32Array.of(f16BitsToF32(f32ToF16Bits(s.scalar)));
+    case 'int32':
+      return Int32Array.of(s.scalar);
+    case 'uint32':
+      return Uint32Array.of(s.scalar);
+    case 'bool':
+      return Uint8Array.of(s.scalar !== 0 ? 1 : 0);
+  }
+}
+
+const EMPTY = new Float32Array(1);
+
+/**
+ * Runs row loop `fn` over `out` and its one to three operands (the loop's arity), which are already
+ * broadcast to `out.shape`. Handles every dtype: float16 operands are decoded per chunk, float16 outputs are
+ * encoded per chunk; others are read and written in place. `out` may be strided and may be exactly
+ * one of the inputs (same offset and strides), never a partial overlap.
+ */
+function drive(fn: UnaryLoop | BinaryLoop | TernaryLoop, inputs: readonly Operand[], out: TensorSpec): void {
+  if (numel(out.shape) === 0) return;
+  const tensors: TensorSpec[] = [out];
+  const slot: number[] = []; // layout operand of each input, -1 for scalars
+  for (const x of inputs) {
+    if (isScalar(x)) slot.push(-1);
+    else {
+      slot.push(tensors.length);
+      tensors.push(x);
+    }
+  }
+  const it = new RowIter(
+    coalesce(
+      out.shape,
+      tensors.map((t) => t.strides),
+      0,
+    ),
+    tensors.map((t) => t.offset),
+  );
+  const nin = inputs.length;
+  const arrs: InArr[] = [];
+  const f16s: (Uint16Array | null)[] = [];
+  for (let k = 0; k < nin; k++) {
+    const x = inputs[k]!;
+    if (isScalar(x)) {
+      arrs.push(scalarArray(x));
+      f16s.push(null);
+    } else if (x.dtype === 'float16') {
+      arrs.push(scratchF32(k, CHUNK));
+      f16s.push(view(x.buffer, 'float16'));
+    } else {
+      arrs.push(view(x.buffer, x.dtype) as InArr);
+      f16s.push(null);
+    }
+  }
+  while (arrs.length < 3) {
+    arrs.push(EMPTY);
+    f16s.push(null);
+    slot.push(-1);
+  }
+  const outF16 = out.dtype === 'float16' ? view(out.buffer, 'float16') : null;
+  const o: OutArr = outF16 ? scratchF32(3, CHUNK) : (view(out.buffer, out.dtype) as OutArr);
+  const [a, b, c] = arrs as [InArr, InArr, InArr];
+  const p = [0, 0, 0];
+  const s = [0, 0, 0];
+  const len = it.len;
+  const so = it.inner[0]!;
+  for (let r = 0; r < it.rows; r++, it.next()) {
+    for (let start = 0; start < len; start += CHUNK) {
+      const m = Math.min(CHUNK, len - start);
+      for (let k = 0; k < 3; k++) {
+        const l = slot[k]!;
+        if (l < 0) {
+          p[k] = 0;
+          s[k] = 0;
+          continue;
+        }
+        const st = it.inner[l]!;
+        const base = it.off[l]! + start * st;
+        const h = f16s[k];
+        if (h) {
+          decodeF16(h, base, st, m, arrs[k] as Float32Array);
+          p[k] = 0;
+          s[k] = 1;
+        } else {
+          p[k] = base;
+          s[k] = st;
+        }
+      }
+      const ob = it.off[0]! + start * so;
+      const po = outF16 ? 0 : ob;
+      const sto = outF16 ? 1 : so;
+      if (nin === 1) (fn as UnaryLoop)(m, a, p[0]!, s[0]!, o, po, sto);
+      else if (nin === 2) (fn as BinaryLoop)(m, a, p[0]!, s[0]!, b, p[1]!, s[1]!, o, po, sto);
+      else fn(m, a, p[0]!, s[0]!, b, p[1]!, s[1]!, c, p[2]!, s[2]!, o, po, sto);
+      if (outF16) encodeF16(o as Float32Array, m, outF16, ob, so);
+    }
+  }
+}
+
+/** Unary elementwise op `op`: out = op(x). */
+export function unary(op: UnaryOp, inputs: readonly Operand[], out: TensorSpec): void {
+  drive(UNARY_LOOPS[op], inputs, out);
+}
+
+/** Binary elementwise op `op`: out = a op b (either may be a scalar); int mul/pow wrap exactly. */
+export function binary(op: BinaryOp, inputs: readonly Operand[], out: TensorSpec): void {
+  const intOut = out.dtype === 'int32' || out.dtype === 'uint32';
+  drive(BINARY_LOOPS[intOut && op === 'mul' ? 'imul' : intOut && op === 'pow' ? 'ipow' : op], inputs, out);
+}
+
+/** where(cond, a, b): out = cond ? a : b, cond truthy when nonzero. */
+export function where(inputs: readonly Operand[], out: TensorSpec): void {
+  drive(whereLoop, inputs, out);
+}
+
+/** Converts the input to `out.dtype` (same dtype: a bit-exact copy). */
+export function cast(inputs: readonly Operand[], out: TensorSpec): void {
+  const x = inputs[0]!;
+  if (!isScalar(x) && x.dtype === out.dtype) copyRaw(x, out);
+  else drive(out.dtype === 'bool' ? castBoolLoop : castLoop, inputs, out);
+}
+
+/** Copies the input into `out` (a possibly strided view) element by element; same dtype, bit exact. */
+export function copy(inputs: readonly Operand[], out: TensorSpec): void {
+  const x = inputs[0]!;
+  if (isScalar(x) || x.dtype !== out.dtype) cast(inputs, out);
+  else copyRaw(x, out);
+}
+
+/** Bit-exact strided copy between two specs of the same dtype and shape (memcpy for contiguous rows). */
+export function copyRaw(x: TensorSpec, out: TensorSpec): void {
+  if (numel(out.shape) === 0) return;
+  const it = new RowIter(coalesce(out.shape, [out.strides, x.strides], 0), [out.offset, x.offset]);
+  const d: DType = out.dtype;
+  const o = rawView(out.buffer, d);
+  const src = rawView(x.buffer, d);
+  const len = it.len;
+  const so = it.inner[0]!;
+  const sx = it.inner[1]!;
+  for (let r = 0; r < it.rows; r++, it.next()) {
+    let po = it.off[0]!;
+    let px = it.off[1]!;
+    if (so === 1 && sx === 1 && len >= 16) o.set(src.subarray(px, px + len), po);
+    else if (o instanceof Int32Array) copyRow32(len, src as Int32Array, px, sx, o, po, so);
+    else for (let i = 0; i < len; i++, px += sx, po += so) o[po] = src[px]!;
+  }
+}
+
+function copyRow32(n: number, x: Int32Array, px: number, sx: number, o: Int32Array, po: number, so: number): void {
+  for (let i = 0; i < n; i++, px += sx, po += so) o[po] = x[px]!;
+}

@@ -1,0 +1,50 @@
+// Batched matmul: walks the (already broadcast) batch dims of A (..., M, K) and B (..., K, N) and
+// runs one strided GEMM per batch item into the contiguous output (..., M, N).
+import { numel } from '../../core/shape.js';
+import type { Operand, TensorSpec } from '../backend.js';
+import { view } from './buffer.js';
+import { gemm, type MatRef, type OutRef } from './gemm.js';
+import { RowIter, coalesce } from './strided.js';
+
+/** out = A @ B over the batch dims; float32 or float16 operands, any strides (stride 0 on broadcast dims). */
+export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
+  const a = inputs[0] as TensorSpec;
+  const b = inputs[1] as TensorSpec;
+  const nd = out.shape.length;
+  const m = out.shape[nd - 2]!;
+  const n = out.shape[nd - 1]!;
+  const k = a.shape[a.shape.length - 1]!;
+  if (numel(out.shape) === 0) return;
+  const batch = out.shape.slice(0, nd - 2);
+  const aArr = matArray(a);
+  const bArr = matArray(b);
+  const oArr = out.dtype === 'float16' ? view(out.buffer, 'float16') : view(out.buffer, 'float32');
+  const ab = batchStrides(a, batch.length);
+  const bb = batchStrides(b, batch.length);
+  const [ars, acs] = a.strides.slice(-2) as [number, number];
+  const [brs, bcs] = b.strides.slice(-2) as [number, number];
+  const it = new RowIter(coalesce(batch, [ab, bb]), [a.offset, b.offset]);
+  let oOff = out.offset;
+  for (let r = 0; r < it.rows; r++, it.next()) {
+    let pa = it.off[0]!;
+    let pb = it.off[1]!;
+    for (let j = 0; j < it.len; j++, pa += it.inner[0]!, pb += it.inner[1]!, oOff += m * n) {
+      const am: MatRef = { arr: aArr, f16: a.dtype === 'float16', off: pa, rs: ars, cs: acs };
+      const bm: MatRef = { arr: bArr, f16: b.dtype === 'float16', off: pb, rs: brs, cs: bcs };
+      const om: OutRef = { arr: oArr, dtype: out.dtype, off: oOff };
+      gemm(m, n, k, am, bm, om);
+    }
+  }
+}
+
+/** An operand's batch strides, right-aligned to `nb` batch dims (missing leading dims broadcast). */
+function batchStrides(t: TensorSpec, nb: number): number[] {
+  const own = t.strides.slice(0, t.strides.length - 2);
+  return [...new Array<number>(Math.max(0, nb - own.length)).fill(0), ...own.slice(Math.max(0, own.length - nb))];
+}
+
+function matArray(t: TensorSpec): Float32Array | Uint16Array {
+  if (t.dtype === 'float16') return view(t.buffer, 'float16');
+  if (t.dtype === 'float32') return view(t.buffer, 'float32');
+  throw new Error(`cpu backend: matmul supports float32 and float16, got ${t.dtype}`);
+}
