@@ -29,7 +29,10 @@ export function matmulShape(a: Shape, b: Shape): { batch: number[]; m: number; k
   try {
     batch = broadcastShapes('matmul', a.slice(0, -2), b.slice(0, -2));
   } catch {
-    throw new OpError('matmul', `batch dims of ${fmtShape(a)} and ${fmtShape(b)} cannot be broadcast together`);
+    throw new OpError(
+      'matmul',
+      `batch dims ${fmtShape(a.slice(0, -2))} and ${fmtShape(b.slice(0, -2))} of ${fmtShape(a)} @ ${fmtShape(b)} cannot be broadcast together`,
+    );
   }
   return { batch, m, k, n };
 }

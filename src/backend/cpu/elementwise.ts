@@ -65,7 +65,7 @@ function drive(fn: UnaryLoop | BinaryLoop | TernaryLoop, inputs: readonly Operan
       arrs.push(scratchF32(k, CHUNK));
       f16s.push(view(x.buffer, 'float16'));
     } else {
-      arrs.push(view(x.buffer, x.dtype) as InArr);
+      arrs.push(view(x.buffer, x.dtype));
       f16s.push(null);
     }
   }
