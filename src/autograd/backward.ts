@@ -2,8 +2,8 @@
 // dependency order, applies each op's gradient rule and accumulates into leaf `.grad` in place.
 import { AutogradError, fmtShape } from '../core/errors.js';
 import type { Tensor } from '../tensor/index.js';
-import { binary, cast, keep, noGrad, onesLike, tidy, type Node } from '../tensor/index.js';
-import { GRAD_RULES } from './rules.js';
+import { binary, cast, indexAddInplace, keep, noGrad, onesLike, tidy, type Node } from '../tensor/index.js';
+import { GRAD_RULES, materialize, type IndexAddGrad, type InputGrad } from './rules.js';
 
 /** Options of `backward`. */
 export interface BackwardOptions {
@@ -50,6 +50,18 @@ class Ledger {
     if ((this.holds.get(t) ?? 0) > 0 || this.owned.has(t)) return;
     this.holds.delete(t);
     t.dispose();
+  }
+
+  /**
+   * Accumulates a deferred index-add gradient into `leaf.grad` in place when the buffer exists (the
+   * steady state of training, where grads are zeroed in place), else builds it as the fresh grad.
+   */
+  toLeafDeferred(leaf: Tensor, g: IndexAddGrad): void {
+    if (leaf.grad && leaf.leafHooks.length === 0 && leaf.grad.dtype === g.src.dtype && leaf.grad.isContiguous) {
+      indexAddInplace(leaf.grad, g.dim, g.index, g.src);
+      return;
+    }
+    this.toLeaf(leaf, castTo(materialize(g), leaf.dtype), true);
   }
 
   /** Accumulates `g` into `leaf.grad`; takes `g` itself only when `exclusive` (referenced nowhere else). */
@@ -113,15 +125,21 @@ function run(root: Node, g0: Tensor, ledger: Ledger, retain: boolean): void {
     const inGrads = tidy(() => {
       let g = gIn;
       for (const h of node.hooks) g = h(g) ?? g;
-      return rule({ node, grad: g, needs: (i) => node.next[i] != null }).map((gi, i) => {
+      return rule({ node, grad: g, needs: (i) => node.next[i] != null }).map((gi, i): InputGrad => {
         const meta = node.inputs[i];
-        return gi && meta && gi.dtype !== meta.dtype ? cast(gi, meta.dtype) : gi;
+        if (!gi || !meta || isDeferred(gi)) return gi;
+        return castTo(gi, meta.dtype);
       });
     });
     node.next.forEach((edge, i) => {
       if (!edge) return;
-      const gi = inGrads[i];
-      if (!gi) throw new Error(`internal: rule of ${node.op} gave no gradient for input ${i}`);
+      const raw = inGrads[i];
+      if (!raw) throw new Error(`internal: rule of ${node.op} gave no gradient for input ${i}`);
+      if (isDeferred(raw) && 'leaf' in edge) {
+        ledger.toLeafDeferred(edge.leaf, raw);
+        return;
+      }
+      const gi = isDeferred(raw) ? castTo(materialize(raw), node.inputs[i]!.dtype) : raw;
       if ('leaf' in edge) {
         const exclusive = gi !== gIn && inGrads.indexOf(gi) === inGrads.lastIndexOf(gi);
         ledger.toLeaf(edge.leaf, gi, exclusive);
@@ -137,7 +155,7 @@ function run(root: Node, g0: Tensor, ledger: Ledger, retain: boolean): void {
       if (left === 0) ready.push(edge.node);
     });
     ledger.drop(gIn);
-    for (const gi of inGrads) if (gi) ledger.freeIfUnused(gi);
+    for (const gi of inGrads) if (gi && !isDeferred(gi)) ledger.freeIfUnused(gi);
     if (!retain) node.freeSaved();
   }
 }
@@ -149,4 +167,12 @@ export function retainGrad(t: Tensor): void {
     if (t.grad) t.grad.add_(g);
     else t.grad = keep(g.clone());
   });
+}
+
+function isDeferred(g: InputGrad): g is IndexAddGrad {
+  return g !== null && (g as IndexAddGrad).kind === 'indexAdd';
+}
+
+function castTo(t: Tensor, dtype: Tensor['dtype']): Tensor {
+  return t.dtype === dtype ? t : cast(t, dtype);
 }

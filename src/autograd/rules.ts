@@ -33,8 +33,30 @@ export interface GradContext {
   needs(i: number): boolean;
 }
 
+/**
+ * A gradient that is cheaper to add into an existing buffer than to build: `zeros(shape)` with
+ * `src`'s slices index-added along `dim`. The engine accumulates it straight into a leaf's `.grad`
+ * (no dense temporary, no separate add) or materializes it when a tensor is needed. A plain object,
+ * so that the tidy scope of a rule keeps `index` and `src` alive.
+ */
+export interface IndexAddGrad {
+  readonly kind: 'indexAdd';
+  readonly shape: readonly number[];
+  readonly dim: number;
+  readonly index: Tensor;
+  readonly src: Tensor;
+}
+
+/** What a rule returns for one input. */
+export type InputGrad = Tensor | IndexAddGrad | null;
+
 /** A gradient rule: one gradient (or null) per input. */
-export type GradRule = (ctx: GradContext) => (Tensor | null)[];
+export type GradRule = (ctx: GradContext) => InputGrad[];
+
+/** The dense tensor of a deferred index-add gradient. */
+export function materialize(g: IndexAddGrad): Tensor {
+  return indexAdd(zeros(g.shape, { dtype: g.src.dtype, device: g.src.device }), g.dim, g.index, g.src);
+}
 
 /** Sums `g` down to `shape` (undoing broadcasting): leading dims and stretched size-1 dims. */
 export function unbroadcast(g: Tensor, shape: readonly number[]): Tensor {
@@ -175,7 +197,7 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
   },
   indexSelect: ({ node, grad }) => {
     const { dim } = node.attrs as AttrMap['indexSelect'];
-    return [indexAdd(zeros(inShape(node, 0), { dtype: grad.dtype, device: grad.device }), dim, node.input(1), grad), null];
+    return [{ kind: 'indexAdd', shape: inShape(node, 0), dim, index: node.input(1), src: grad }, null];
   },
   indexAdd: (ctx) => {
     const { dim } = ctx.node.attrs as AttrMap['indexAdd'];

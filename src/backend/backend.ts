@@ -81,7 +81,11 @@ export interface Backend {
   read(buf: DeviceBuffer, dtype: DType, offset: number, count: number): Promise<TypedArray>;
   /** Compiles/caches whatever `run` with the same signature needs, so `run` never compiles. */
   prepare<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void;
-  /** Enqueues op `op` writing `output` (contiguous unless op is elementwise or copy). */
+  /**
+   * Enqueues op `op` writing `output` (contiguous unless op is elementwise or copy). `indexAdd` may
+   * be called with `output` identical to input 0 (same buffer, offset and contiguous layout): it then
+   * accumulates in place (how embedding gradients avoid a dense temporary).
+   */
   run<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void;
   /** Resolves when all enqueued work has finished. */
   sync(): Promise<void>;

@@ -66,7 +66,7 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
 }
 
 /** Refuses in-place writes that would corrupt a recorded graph. */
-function checkInplace(op: string, target: Tensor, inputs: readonly Input[]): void {
+export function checkInplace(op: string, target: Tensor, inputs: readonly Input[]): void {
   target.assertLive(op);
   if (isGradEnabled() && (target.requiresGrad || inputs.some((x) => x instanceof Tensor && x.requiresGrad))) {
     throw new AutogradError(

@@ -5,8 +5,8 @@ import { OpError, fmtShape } from '../core/errors.js';
 import { normAxis } from '../core/shape.js';
 import { concatShape, gatherShape, indexAddShape, indexSelectShape, scatterShape } from '../ops/shapes.js';
 import { arange, ones, zeros } from './creation.js';
-import { binary, cast, where } from './elementwise.js';
-import { runKernel } from './engine.js';
+import { binary, cast, checkInplace, where } from './elementwise.js';
+import { backendOf, runKernel } from './engine.js';
 import { tidy } from './scope.js';
 import type { Tensor } from './tensor.js';
 import { reshape, unsqueeze } from './views.js';
@@ -52,6 +52,30 @@ export function indexAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): Te
   const d = normAxis('indexAdd', dim, x.ndim);
   if (src.dtype !== x.dtype) throw new OpError('indexAdd', `src dtype ${src.dtype} differs from self dtype ${x.dtype}`);
   return runKernel('indexAdd', [x, index, src], { dim: d }, indexAddShape(x.shape, d, index.shape, src.shape), x.dtype);
+}
+
+/**
+ * In-place index_add: adds `src`'s slices into the contiguous `target` at the positions a 1-D index
+ * names along `dim`. This is how an embedding gradient accumulates into an existing `.grad` buffer
+ * without a dense temporary. Not recorded by autograd (run under noGrad).
+ */
+export function indexAddInplace(target: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
+  checkInplace('indexAdd_', target, [index, src]);
+  checkIndex('indexAdd_', index);
+  const d = normAxis('indexAdd_', dim, target.ndim);
+  if (!target.isContiguous)
+    throw new OpError('indexAdd_', `the target must be contiguous, got strides ${fmtShape(target.strides)}`);
+  if (src.dtype !== target.dtype)
+    throw new OpError('indexAdd_', `src dtype ${src.dtype} differs from target dtype ${target.dtype}`);
+  indexAddShape(target.shape, d, index.shape, src.shape);
+  backendOf('indexAdd_', [target, index, src]).run(
+    'indexAdd',
+    [target.spec(), index.spec(), src.spec()],
+    target.spec(),
+    { dim: d },
+  );
+  target.storage.version++;
+  return target;
 }
 
 /** Rows of `weight` (V, D) for every id in `ids` (any shape): output (...ids.shape, D). */
