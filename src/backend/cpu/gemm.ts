@@ -1,6 +1,6 @@
 // Single-matrix GEMM for the CPU backend: C (M x N, contiguous rows) = A (M x K) @ B (K x N), with A
 // and B read through arbitrary strides. Cache-blocked (NC x KC panels of B, MC x KC blocks of A) and
-// packed into float64 scratch, with a 4x4 register-tiled micro-kernel; tiny problems use a direct loop.
+// packed into float64 scratch, with a 4x4 register-tiled micro-kernel; tiny and thin problems use direct loops.
 import type { DType } from '../../core/dtype.js';
 import { f16DecodeTable, f32ToF16Bits } from '../../core/float16.js';
 
@@ -37,8 +37,12 @@ let cBuf: Float64Array = new Float64Array(MC * NC);
 /** C = A @ B for one (M, K) x (K, N) pair; accumulates in doubles and rounds once on store. */
 export function gemm(m: number, n: number, k: number, a: MatRef, b: MatRef, c: OutRef): void {
   if (m === 0 || n === 0) return;
-  if (m * n * k <= SMALL || k === 0) {
-    gemmSmall(m, n, k, a, b, c);
+  if (m * n * k <= SMALL || k === 0 || n < NR || (m < MR && b.rs <= b.cs)) {
+    gemmDot(m, n, k, a, b, c); // tiny, K = 0, a few columns, or a few rows against column-contiguous B
+    return;
+  }
+  if (m < MR) {
+    gemmAxpy(m, n, k, a, b, c); // a few rows (e.g. one token at a time) against row-contiguous B
     return;
   }
   const ncMax = Math.min(NC, roundUp(n, NR));
@@ -178,8 +182,12 @@ function storeTile(t: Float64Array, ldt: number, mc: number, nc: number, c: OutR
   }
 }
 
-/** Direct triple loop for tiny problems (and K = 0, which gives zeros). */
-function gemmSmall(m: number, n: number, k: number, a: MatRef, b: MatRef, c: OutRef): void {
+/** Direct dot products, one per output (K = 0 gives zeros); fine when B's columns are contiguous. */
+function gemmDot(m: number, n: number, k: number, a: MatRef, b: MatRef, c: OutRef): void {
+  if (!a.f16 && !b.f16) {
+    gemmDotF32(m, n, k, a, b, c);
+    return;
+  }
   const tA = a.f16 ? f16DecodeTable() : null;
   const tB = b.f16 ? f16DecodeTable() : null;
   const f16 = c.dtype === 'float16';
@@ -198,3 +206,80 @@ function gemmSmall(m: number, n: number, k: number, a: MatRef, b: MatRef, c: Out
     }
   }
 }
+
+/** gemmDot for float32 operands: four columns of B per pass share each load of A's row. */
+function gemmDotF32(m: number, n: number, k: number, a: MatRef, b: MatRef, c: OutRef): void {
+  const A = a.arr as Float32Array;
+  const B = b.arr as Float32Array;
+  const { rs, cs } = b;
+  const acs = a.cs;
+  const f16 = c.dtype === 'float16';
+  const o = c.arr;
+  for (let i = 0; i < m; i++) {
+    const row = a.off + i * a.rs;
+    const out = c.off + i * n;
+    let j = 0;
+    for (; j + 4 <= n; j += 4) {
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0; // prettier-ignore
+      let q = b.off + j * cs;
+      for (let p = 0, pa = row; p < k; p++, pa += acs, q += rs) {
+        const x = A[pa]!;
+        s0 += x * B[q]!;
+        s1 += x * B[q + cs]!;
+        s2 += x * B[q + 2 * cs]!;
+        s3 += x * B[q + 3 * cs]!;
+      }
+      o[out + j] = f16 ? f32ToF16Bits(s0) : s0;
+      o[out + j + 1] = f16 ? f32ToF16Bits(s1) : s1;
+      o[out + j + 2] = f16 ? f32ToF16Bits(s2) : s2;
+      o[out + j + 3] = f16 ? f32ToF16Bits(s3) : s3;
+    }
+    for (; j < n; j++) {
+      let s0 = 0;
+      for (let p = 0, pa = row, q = b.off + j * cs; p < k; p++, pa += acs, q += rs) s0 += A[pa]! * B[q]!;
+      o[out + j] = f16 ? f32ToF16Bits(s0) : s0;
+    }
+  }
+}
+
+/**
+ * Row-at-a-time updates acc += A[i, p] * B[p, :] over B's (contiguous) rows, four rows of B per pass
+ * so that the accumulator is read and written a quarter as often: the shape of matrix-vector work.
+ */
+function gemmAxpy(m: number, n: number, k: number, a: MatRef, b: MatRef, c: OutRef): void {
+  if (cBuf.length < n) cBuf = new Float64Array(n);
+  const acc = cBuf;
+  const tA = a.f16 ? f16DecodeTable() : null;
+  const { rs, cs } = b;
+  for (let i = 0; i < m; i++) {
+    acc.fill(0, 0, n);
+    const pa = a.off + i * a.rs;
+    const x = (p: number): number => (tA ? tA[a.arr[pa + p * a.cs]!]! : a.arr[pa + p * a.cs]!);
+    let p = 0;
+    if (!b.f16) {
+      const barr = b.arr as Float32Array;
+      for (; p + 4 <= k; p += 4) {
+        const q = b.off + p * rs;
+        axpy4(n, acc, x(p), x(p + 1), x(p + 2), x(p + 3), barr, q, q + rs, q + 2 * rs, q + 3 * rs, cs);
+      }
+    }
+    const tB = f16DecodeTable();
+    for (; p < k; p++) {
+      const xp = x(p);
+      let q = b.off + p * rs;
+      if (b.f16) for (let j = 0; j < n; j++, q += cs) acc[j]! += xp * tB[b.arr[q]!]!;
+      else for (let j = 0; j < n; j++, q += cs) acc[j]! += xp * b.arr[q]!;
+    }
+    storeTile(acc, n, 1, n, c, i * n, n);
+  }
+}
+
+/** acc[j] += x0 * B[q0 + j*cs] + x1 * B[q1 + j*cs] + x2 * B[q2 + j*cs] + x3 * B[q3 + j*cs] for j < n. */
+function axpy4(
+  n: number, acc: Float64Array, x0: number, x1: number, x2: number, x3: number,
+  bm: Float32Array, q0: number, q1: number, q2: number, q3: number, cs: number,
+): void {
+  for (let j = 0; j < n; j++, q0 += cs, q1 += cs, q2 += cs, q3 += cs) {
+    acc[j]! += x0 * bm[q0]! + x1 * bm[q1]! + x2 * bm[q2]! + x3 * bm[q3]!;
+  }
+} // prettier-ignore

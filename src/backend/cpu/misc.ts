@@ -40,39 +40,34 @@ export function arange(out: TensorSpec, start: number, step: number): void {
 
 const w0 = new Uint32Array(CHUNK);
 const w1 = new Uint32Array(CHUNK);
-const ks = new Int32Array(3);
 
 /**
  * Fills w0/w1[0..n) with threefry2x32(k0, k1, c0 = first + i, c1) for i < n: the same 20-round
- * Threefry-2x32 as core/random.ts, unrolled into int32 arithmetic so it allocates nothing.
+ * Threefry-2x32 as core/random.ts, fully unrolled into int32 arithmetic so it allocates nothing.
  */
+// prettier-ignore
 function threefryChunk(k0: number, k1: number, c1: number, first: number, n: number): void {
-  ks[0] = k0;
-  ks[1] = k1;
-  ks[2] = 0x1bd11bda ^ k0 ^ k1;
-  const key0 = ks[0];
-  const key1 = ks[1];
+  const key0 = k0 | 0;
+  const key1 = k1 | 0;
+  const k2 = 0x1bd11bda ^ k0 ^ k1;
   for (let i = 0; i < n; i++) {
-    let x0 = ((first + i) | 0) + key0;
-    let x1 = (c1 | 0) + key1;
-    for (let g = 0; g < 5; g++) {
-      const odd = (g & 1) === 1;
-      x0 = (x0 + x1) | 0;
-      x1 = odd ? (x1 << 17) | (x1 >>> 15) : (x1 << 13) | (x1 >>> 19);
-      x1 ^= x0;
-      x0 = (x0 + x1) | 0;
-      x1 = odd ? (x1 << 29) | (x1 >>> 3) : (x1 << 15) | (x1 >>> 17);
-      x1 ^= x0;
-      x0 = (x0 + x1) | 0;
-      x1 = odd ? (x1 << 16) | (x1 >>> 16) : (x1 << 26) | (x1 >>> 6);
-      x1 ^= x0;
-      x0 = (x0 + x1) | 0;
-      x1 = odd ? (x1 << 24) | (x1 >>> 8) : (x1 << 6) | (x1 >>> 26);
-      x1 ^= x0;
-      const j = g + 1;
-      x0 = (x0 + ks[j % 3]!) | 0;
-      x1 = (x1 + ks[(j + 1) % 3]! + j) | 0;
-    }
+    let x0 = (((first + i) | 0) + key0) | 0;
+    let x1 = ((c1 | 0) + key1) | 0;
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 13) | (x1 >>> 19)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 15) | (x1 >>> 17)) ^ x0;
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
+    x0 = (x0 + key1) | 0; x1 = (x1 + k2 + 1) | 0; // key injection 1
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 17) | (x1 >>> 15)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 29) | (x1 >>> 3)) ^ x0;
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 16) | (x1 >>> 16)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 24) | (x1 >>> 8)) ^ x0;
+    x0 = (x0 + k2) | 0; x1 = (x1 + key0 + 2) | 0; // key injection 2
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 13) | (x1 >>> 19)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 15) | (x1 >>> 17)) ^ x0;
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
+    x0 = (x0 + key0) | 0; x1 = (x1 + key1 + 3) | 0; // key injection 3
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 17) | (x1 >>> 15)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 29) | (x1 >>> 3)) ^ x0;
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 16) | (x1 >>> 16)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 24) | (x1 >>> 8)) ^ x0;
+    x0 = (x0 + key1) | 0; x1 = (x1 + k2 + 4) | 0; // key injection 4
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 13) | (x1 >>> 19)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 15) | (x1 >>> 17)) ^ x0;
+    x0 = (x0 + x1) | 0; x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0; x0 = (x0 + x1) | 0; x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
+    x0 = (x0 + k2) | 0; x1 = (x1 + key0 + 5) | 0; // key injection 5
     w0[i] = x0;
     w1[i] = x1;
   }
