@@ -3,7 +3,16 @@ import './methods.js';
 export { Tensor, liveTensors, type GradHook } from './tensor.js';
 export { tidy, keep } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled } from './gradmode.js';
-export { getBackend, getDefaultDevice, setDefaultDevice, type DeviceLike } from './device.js';
+export {
+  getBackend,
+  getDefaultDevice,
+  setDefaultDevice,
+  initWebGPU,
+  chooseDevice,
+  type DeviceLike,
+  type DeviceChoice,
+  type WebGPUOptions,
+} from './device.js';
 export * from './creation.js';
 export { unary, binary, where, cast, clamp } from './elementwise.js';
 export * from './reduce.js';

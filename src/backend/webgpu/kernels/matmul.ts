@@ -1,0 +1,293 @@
+// Batched matmul for WebGPU: out (...batch, M, N) = A (...batch, M, K) @ B (...batch, K, N), operands read
+// in place through their strides (transposes and stride-0 broadcast batches are free). Tiled through
+// workgroup memory, register-blocked (each thread owns a TM x TN micro-tile), f32 accumulation.
+import { contiguousStrides } from '../../../core/shape.js';
+import type { DType } from '../../../core/dtype.js';
+import type { TensorSpec } from '../../backend.js';
+import type { Dispatch, KernelContext, WebGPUKernel, WgslProgram } from '../kernel.js';
+import { UniformWords, enables, grid, load, storageDecl, store, uU32, uniformDecl } from './codegen.js';
+
+/** A tile configuration: BM x BN output tile, BK-deep K slices, TM x TN outputs per thread. */
+export interface MatmulTile {
+  readonly bm: number;
+  readonly bn: number;
+  readonly bk: number;
+  readonly tm: number;
+  readonly tn: number;
+}
+
+/** Candidate tiles, largest first; `pickTile` takes the largest that still yields enough workgroups. */
+export const MATMUL_TILES: readonly MatmulTile[] = [
+  { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 },
+  { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
+  { bm: 32, bn: 32, bk: 16, tm: 2, tn: 2 },
+  { bm: 16, bn: 16, bk: 16, tm: 1, tn: 1 },
+];
+
+/** Workgroups a tile must produce before a larger tile is preferred over a smaller one (fills a big GPU). */
+const MIN_GROUPS = 192;
+/** Batch dims handled by one dispatch (after coalescing); more are split over several dispatches. */
+const MAX_BATCH_DIMS = 4;
+
+/** How an operand's two matrix dims are laid out: 'row' = last stride 1, 'col' = second-to-last stride 1. */
+type Layout = 'row' | 'col' | 'gen';
+
+function layoutOf(rs: number, cs: number): Layout {
+  if (cs === 1) return 'row';
+  if (rs === 1) return 'col';
+  return 'gen';
+}
+
+/** Shrinks a tile's thread count to the adapter limit by growing the micro-tile (keeps BM, BN). */
+export function fitTile(t: MatmulTile, maxThreads: number): MatmulTile {
+  let { tm, tn } = t;
+  while ((t.bm / tm) * (t.bn / tn) > maxThreads && (tm < t.bm || tn < t.bn)) {
+    if (tm <= tn && tm < t.bm) tm *= 2;
+    else tn *= 2;
+  }
+  return { ...t, tm, tn };
+}
+
+/**
+ * The tile for an (M, N) problem with `batch` matrices: the largest whose workgroup count reaches
+ * MIN_GROUPS (so small problems get small tiles and keep the GPU busy), else the smallest.
+ */
+export function pickTile(m: number, n: number, batch: number, maxThreads: number): MatmulTile {
+  for (const t of MATMUL_TILES) {
+    const groups = Math.ceil(m / t.bm) * Math.ceil(n / t.bn) * batch;
+    if (groups >= MIN_GROUPS) return fitTile(t, maxThreads);
+  }
+  return fitTile(MATMUL_TILES[MATMUL_TILES.length - 1]!, maxThreads);
+}
+
+// Uniform word slots (see `matmul` for the packing).
+// prettier-ignore
+const S_M = 0, S_N = 1, S_K = 2, S_TILES_M = 3, S_TILES_N = 4, S_GROUPS = 5;
+// prettier-ignore
+const S_A_OFF = 6, S_A_RS = 7, S_A_CS = 8, S_B_OFF = 9, S_B_RS = 10, S_B_CS = 11, S_O_OFF = 12;
+/** Batch dim d (innermost last) has its size at S_BATCH + 3d, then A's and B's strides. */
+const S_BATCH = 13;
+const WORDS = S_BATCH + 3 * MAX_BATCH_DIMS;
+
+/** WGSL for one specialization (tile, dtypes, operand layouts); sizes and strides come from uniforms. */
+function matmulSource(t: MatmulTile, da: DType, db: DType, dout: DType, la: Layout, lb: Layout): string {
+  const { bm, bn, bk, tm, tn } = t;
+  const cols = bn / tn; // threads along N
+  const rows = bm / tm; // threads along M
+  const threads = rows * cols;
+  const [M, N, K] = [uU32(S_M), uU32(S_N), uU32(S_K)];
+  // Element (r, k) of A and (k, c) of B; the layout fixes which stride is the constant 1.
+  const [ars, acs, brs, bcs] = [uU32(S_A_RS), uU32(S_A_CS), uU32(S_B_RS), uU32(S_B_CS)];
+  const aAddr =
+    la === 'row' ? `base + r * ${ars} + k` : la === 'col' ? `base + r + k * ${acs}` : `base + r * ${ars} + k * ${acs}`;
+  const bAddr =
+    lb === 'row' ? `base + k * ${brs} + c` : lb === 'col' ? `base + k + c * ${bcs}` : `base + k * ${brs} + c * ${bcs}`;
+  // Consecutive threads load along the operand's unit-stride dim (coalesced reads).
+  const aLoad = la === 'col' ? `let r = e % ${bm}u; let kk = e / ${bm}u;` : `let r = e / ${bk}u; let kk = e % ${bk}u;`;
+  const bLoad = lb === 'col' ? `let kk = e % ${bk}u; let c = e / ${bk}u;` : `let kk = e / ${bn}u; let c = e % ${bn}u;`;
+  // The micro-tile is strided (rows ty + i*rows, cols tx + j*cols): conflict-free shared reads, coalesced stores.
+  const acc: string[] = [];
+  const fma: string[] = [];
+  const st: string[] = [];
+  for (let i = 0; i < tm; i++) {
+    for (let j = 0; j < tn; j++) {
+      acc.push(`var c${i}_${j} = 0.0;`);
+      fma.push(`c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`);
+      st.push(`st(obase, row0 + ${i * rows}u, col0 + ${j * cols}u, c${i}_${j});`);
+    }
+  }
+  const aRegs = Array.from({ length: tm }, (_, i) => `let a${i} = As[kk * ${bm}u + ty + ${i * rows}u];`).join(
+    '\n      ',
+  );
+  const bRegs = Array.from({ length: tn }, (_, j) => `let b${j} = Bs[kk * ${bn}u + tx + ${j * cols}u];`).join(
+    '\n      ',
+  );
+  const unbatch = Array.from({ length: MAX_BATCH_DIMS }, (_, i) => {
+    const d = MAX_BATCH_DIMS - 1 - i;
+    const [sz, sa, sb] = [uU32(S_BATCH + 3 * d), uU32(S_BATCH + 3 * d + 1), uU32(S_BATCH + 3 * d + 2)];
+    return `{ let q = rest % ${sz}; rest = rest / ${sz}; aoff += q * ${sa}; boff += q * ${sb}; }`;
+  }).join('\n  ');
+  return `${enables([da, db, dout])}
+${storageDecl(0, 'A', da, true)}${storageDecl(1, 'B', db, true)}${storageDecl(2, 'O', dout, false)}${uniformDecl(3, WORDS)}
+var<workgroup> As: array<f32, ${bk * bm}>;
+var<workgroup> Bs: array<f32, ${bk * bn}>;
+
+fn ldA(base: u32, r: u32, k: u32) -> f32 {
+  if (r >= ${M} || k >= ${K}) { return 0.0; }
+  return ${load('A', aAddr, da)};
+}
+fn ldB(base: u32, k: u32, c: u32) -> f32 {
+  if (k >= ${K} || c >= ${N}) { return 0.0; }
+  return ${load('B', bAddr, db)};
+}
+fn st(base: u32, r: u32, c: u32, v: f32) {
+  if (r < ${M} && c < ${N}) { ${store('O', `base + r * ${N} + c`, dout, 'v')} }
+}
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let g = wid.x + wid.y * nwg.x;
+  if (g >= ${uU32(S_GROUPS)}) { return; }
+  let tiles_n = ${uU32(S_TILES_N)};
+  let tiles_m = ${uU32(S_TILES_M)};
+  let m0 = ((g / tiles_n) % tiles_m) * ${bm}u;
+  let n0 = (g % tiles_n) * ${bn}u;
+  let bidx = g / (tiles_n * tiles_m);
+  var rest = bidx;
+  var aoff = ${uU32(S_A_OFF)};
+  var boff = ${uU32(S_B_OFF)};
+  ${unbatch}
+  let tx = lid % ${cols}u;
+  let ty = lid / ${cols}u;
+  ${acc.join('\n  ')}
+  for (var k0 = 0u; k0 < ${K}; k0 = k0 + ${bk}u) {
+    for (var e = lid; e < ${bm * bk}u; e = e + ${threads}u) {
+      ${aLoad}
+      As[kk * ${bm}u + r] = ldA(aoff, m0 + r, k0 + kk);
+    }
+    for (var e = lid; e < ${bk * bn}u; e = e + ${threads}u) {
+      ${bLoad}
+      Bs[kk * ${bn}u + c] = ldB(boff, k0 + kk, n0 + c);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${bk}u; kk = kk + 1u) {
+      ${aRegs}
+      ${bRegs}
+      ${fma.join('\n      ')}
+    }
+    workgroupBarrier();
+  }
+  let obase = ${uU32(S_O_OFF)} + bidx * ${M} * ${N};
+  let row0 = m0 + ty;
+  let col0 = n0 + tx;
+  ${st.join('\n  ')}
+}
+`;
+}
+
+/** The cached program of a specialization (built lazily, keyed by everything the source depends on). */
+const programs = new Map<string, WgslProgram>();
+
+function program(t: MatmulTile, da: DType, db: DType, dout: DType, la: Layout, lb: Layout): WgslProgram {
+  const key = `matmul_${t.bm}x${t.bn}x${t.bk}_${t.tm}x${t.tn}_${da}_${db}_${dout}_${la}_${lb}`;
+  let p = programs.get(key);
+  if (!p) {
+    p = { key, code: () => matmulSource(t, da, db, dout, la, lb) };
+    programs.set(key, p);
+  }
+  return p;
+}
+
+/** An operand's batch strides right-aligned to `nb` batch dims (missing leading dims broadcast, stride 0). */
+function batchStrides(x: TensorSpec, nb: number): number[] {
+  const own = x.strides.slice(0, x.strides.length - 2);
+  const pad = new Array<number>(Math.max(0, nb - own.length)).fill(0);
+  return [...pad, ...own.slice(Math.max(0, own.length - nb))];
+}
+
+/** Drops size-1 batch dims and merges neighbours that are mergeable for A, B and the output alike. */
+function coalesceBatch(
+  shape: readonly number[],
+  sa: number[],
+  sb: number[],
+  so: number[],
+): [number[], number[], number[]] {
+  const sh: number[] = [];
+  const a: number[] = [];
+  const b: number[] = [];
+  const o: number[] = [];
+  for (let d = 0; d < shape.length; d++) {
+    const n = shape[d]!;
+    if (n === 1) continue;
+    const l = sh.length - 1;
+    if (l >= 0 && a[l] === sa[d]! * n && b[l] === sb[d]! * n && o[l] === so[d]! * n) {
+      sh[l] = sh[l]! * n;
+      a[l] = sa[d]!;
+      b[l] = sb[d]!;
+      o[l] = so[d]!;
+    } else {
+      sh.push(n);
+      a.push(sa[d]!);
+      b.push(sb[d]!);
+      o.push(so[d]!);
+    }
+  }
+  return [sh, a, b];
+}
+
+/**
+ * The dispatches of out = A @ B (see `matmul`); `tile` overrides the size-based choice (playground only:
+ * it must fit ctx.limits).
+ */
+export function matmulDispatches(
+  a: TensorSpec,
+  b: TensorSpec,
+  out: TensorSpec,
+  ctx: KernelContext,
+  tile?: MatmulTile,
+): Dispatch[] {
+  const nd = out.shape.length;
+  const m = out.shape[nd - 2]!;
+  const n = out.shape[nd - 1]!;
+  const k = a.shape[a.shape.length - 1]!;
+  const batch = out.shape.slice(0, nd - 2);
+  if (m === 0 || n === 0 || batch.some((d) => d === 0)) return [];
+  const [bShape, sa, sb] = coalesceBatch(
+    batch,
+    batchStrides(a, batch.length),
+    batchStrides(b, batch.length),
+    contiguousStrides(batch).map((s) => s * m * n),
+  );
+  const [ars, acs] = a.strides.slice(-2) as [number, number];
+  const [brs, bcs] = b.strides.slice(-2) as [number, number];
+  const count = bShape.reduce((x, y) => x * y, 1);
+  tile ??= pickTile(m, n, count, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const prog = program(tile, a.dtype, b.dtype, out.dtype, layoutOf(ars, acs), layoutOf(brs, bcs));
+  const dispatches: Dispatch[] = [];
+  // Batch dims beyond MAX_BATCH_DIMS: one dispatch per index of the extra leading dims.
+  const extra = Math.max(0, bShape.length - MAX_BATCH_DIMS);
+  const lead = bShape.slice(0, extra);
+  const inner = bShape.slice(extra);
+  const innerCount = inner.reduce((x, y) => x * y, 1);
+  const leadCount = lead.reduce((x, y) => x * y, 1);
+  const tilesM = Math.ceil(m / tile.bm);
+  const tilesN = Math.ceil(n / tile.bn);
+  const groups = tilesM * tilesN * innerCount;
+  for (let l = 0; l < leadCount; l++) {
+    let rest = l;
+    let aOff = a.offset;
+    let bOff = b.offset;
+    for (let d = extra - 1; d >= 0; d--) {
+      const q = rest % lead[d]!;
+      rest = Math.floor(rest / lead[d]!);
+      aOff += q * sa[d]!;
+      bOff += q * sb[d]!;
+    }
+    const u = new UniformWords(WORDS).u32Array(S_M, [m, n, k, tilesM, tilesN, groups]);
+    u.u32Array(S_A_OFF, [aOff, ars, acs, bOff, brs, bcs, out.offset + l * innerCount * m * n]);
+    for (let d = 0; d < MAX_BATCH_DIMS; d++) {
+      // Missing leading dims have size 1 (stride 0), so the shader always unbatches MAX_BATCH_DIMS dims.
+      const src = d - (MAX_BATCH_DIMS - inner.length);
+      u.u32Array(S_BATCH + 3 * d, src >= 0 ? [inner[src]!, sa[extra + src]!, sb[extra + src]!] : [1, 0, 0]);
+    }
+    dispatches.push({
+      program: prog,
+      buffers: [
+        { buffer: a.buffer, readOnly: true },
+        { buffer: b.buffer, readOnly: true },
+        { buffer: out.buffer, readOnly: false },
+      ],
+      uniforms: u.words,
+      workgroups: grid(groups, ctx.limits.maxComputeWorkgroupsPerDimension),
+    });
+  }
+  return dispatches;
+}
+
+/** matmul: out (...batch, M, N) contiguous = A @ B; float32 or float16 (f16 loads, f32 accumulation). */
+export const matmul: WebGPUKernel<'matmul'> = (inputs, out, _attrs, ctx) =>
+  matmulDispatches(inputs[0] as TensorSpec, inputs[1] as TensorSpec, out, ctx);
+
+/** The matmul entry of the kernel table. */
+export const matmulKernels = { matmul };
