@@ -18,6 +18,12 @@ export type Input = Tensor | number;
 
 /** Allocates a contiguous, uninitialized-by-contract (zero on every backend) tensor. */
 export function allocTensor(backend: Backend, shape: readonly number[], dtype: DType): Tensor {
+  if (!backend.caps.dtypes.includes(dtype)) {
+    throw new OpError(
+      'alloc',
+      `dtype ${dtype} is not supported on ${backend.name} (supported: ${backend.caps.dtypes.join(', ')})`,
+    );
+  }
   const bytes = Math.max(4, numel(shape) * backend.caps.elementBytes[dtype]);
   const buf = backend.alloc(bytes);
   return new Tensor(new Storage(backend, buf), [...shape], contiguousStrides(shape), 0, dtype);
