@@ -1,6 +1,7 @@
 // The `loom` command line: dispatches to the subcommands and turns errors into one clear line.
 import { TensorloomError } from '../core/errors.js';
-import { getBackend } from '../tensor/index.js';
+import type { Backend } from '../backend/backend.js';
+import { getBackend, initWebGPU } from '../tensor/index.js';
 import { trainCommand } from './train.js';
 
 const USAGE = `Usage: loom <command> [options]
@@ -12,12 +13,22 @@ Commands:
 Run 'loom <command> --help' for a command's options.
 `;
 
-function info(out: (s: string) => void): number {
+async function info(out: (s: string) => void): Promise<number> {
   const cpu = getBackend('cpu');
-  out(`tensorloom devices:`);
-  out(`  cpu     available: ${cpu.caps.description}; dtypes ${cpu.caps.dtypes.join(', ')}`);
-  out(`  webgpu  not available in this version (the WebGPU backend is being built)`);
-  out(`default device: cpu`);
+  out('tensorloom devices:');
+  out(`  cpu     ${cpu.caps.description}; dtypes ${cpu.caps.dtypes.join(', ')}`);
+  let webgpu: Backend | undefined;
+  try {
+    webgpu = await initWebGPU();
+    out(`  webgpu  ${webgpu.caps.description}; dtypes ${webgpu.caps.dtypes.join(', ')}`);
+    out(
+      `          ${webgpu.caps.software ? 'software adapter: slower than the CPU backend, used only with --device webgpu' : 'hardware adapter'}`,
+    );
+  } catch (e) {
+    out(`  webgpu  not available: ${(e as Error).message}`);
+  }
+  const auto = webgpu && !webgpu.caps.software ? 'webgpu' : 'cpu';
+  out(`--device auto picks: ${auto}`);
   return 0;
 }
 
@@ -29,7 +40,7 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
       case 'train':
         return await trainCommand(rest, out);
       case 'info':
-        return info(out);
+        return await info(out);
       case undefined:
       case 'help':
       case '--help':

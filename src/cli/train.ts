@@ -3,7 +3,15 @@
 import { CharTokenizer, WindowSampler, generateStories } from '../data/index.js';
 import { GPT, type GPTConfig } from '../models/gpt.js';
 import { AdamW, warmupCosine } from '../optim/index.js';
-import { getBackend, manualSeed, tensor, Generator, type Tensor } from '../tensor/index.js';
+import {
+  chooseDevice,
+  getBackend,
+  manualSeed,
+  tensor,
+  Generator,
+  type DeviceLike,
+  type Tensor,
+} from '../tensor/index.js';
 import { trainLoop } from '../train/index.js';
 import { helpText, parseArgs, type OptionSpec } from './args.js';
 
@@ -23,7 +31,11 @@ const OPTIONS = {
   'eval-every': { kind: 'number', help: 'evaluate on held-out text every N steps (default 100)' },
   stories: { kind: 'number', help: 'stories in the generated corpus (default 4000)' },
   seed: { kind: 'number', help: 'seed for data, init and sampling (default 1337)' },
-  device: { kind: 'string', choices: ['cpu', 'auto'], help: 'device to train on (default auto)' },
+  device: {
+    kind: 'string',
+    choices: ['auto', 'cpu', 'webgpu'],
+    help: 'device to train on (default auto: a hardware GPU if found, else cpu)',
+  },
   'sample-chars': { kind: 'number', help: 'characters to sample after training (default 300)' },
   help: { kind: 'boolean', help: 'show this help' },
 } satisfies Record<string, OptionSpec>;
@@ -44,7 +56,8 @@ export async function trainCommand(argv: readonly string[], out: (s: string) => 
   const steps = num('steps', 300);
   const B = num('batch-size', 16);
   const T = num('block-size', 64);
-  const device = (a.device as 'cpu' | 'auto' | undefined) ?? 'auto';
+  const choice = await chooseDevice((a.device as DeviceLike | undefined) ?? 'auto');
+  const device = choice.device;
   manualSeed(seed);
 
   const text = generateStories(num('stories', 4000), seed);
@@ -82,7 +95,7 @@ export async function trainCommand(argv: readonly string[], out: (s: string) => 
 
   const backend = getBackend(device);
   out(
-    `loom train: ${text.length.toLocaleString('en')} characters of generated stories, vocab ${tok.vocabSize}, device ${backend.name} (${backend.caps.description})`,
+    `loom train: ${text.length.toLocaleString('en')} characters of generated stories, vocab ${tok.vocabSize}, device ${backend.name} (${choice.reason})`,
   );
   out(
     `model: ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, context ${T}, ${model.numParameters().toLocaleString('en')} parameters; batch ${B}, ${steps} steps`,

@@ -1,0 +1,67 @@
+// Counters of a steady-state GPT training step (forward, backward, clip, AdamW, zeroGrad, one read):
+// no host reads but the logged values, and on WebGPU no buffer created, no pipeline compiled and
+// only a handful of submits. Deterministic, so they are tests (timings are benchmarks).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  AdamW,
+  GPT,
+  Generator,
+  WindowSampler,
+  clipGradNorm_,
+  getBackend,
+  noGrad,
+  stack,
+  tensor,
+  tidy,
+  type BackendStats,
+} from '../../src/index.js';
+import { forEachBackend } from '../helpers/backends.js';
+
+forEachBackend((device) => {
+  test('a steady-state training step reads back only the logged values and (on WebGPU) allocates and compiles nothing', async () => {
+    const B = 2;
+    const T = 16;
+    const V = 29;
+    const model = new GPT(
+      { vocabSize: V, blockSize: T, nLayer: 2, nHead: 2, nEmbd: 16, dropout: 0.1, bias: true },
+      { device, generator: new Generator(3) },
+    );
+    const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+    const tokens = Int32Array.from({ length: 500 }, (_, i) => (i * 7 + (i >> 3)) % V);
+    const data = new WindowSampler(tokens, B, T, 5);
+    const backend = getBackend(device);
+    const step = async () => {
+      const logged = tidy(() => {
+        const { x, y } = data.next();
+        const loss = model.loss(tensor(x, { shape: [B, T], device }), tensor(y, { shape: [B, T], device }));
+        loss.backward();
+        const norm = clipGradNorm_(model.parameters(), 1);
+        opt.step();
+        opt.zeroGrad();
+        return noGrad(() => stack([loss, norm]));
+      });
+      const vals = await logged.toArray();
+      logged.dispose();
+      return vals;
+    };
+    for (let i = 0; i < 3; i++) await step(); // warm: grads, optimizer state, pipelines, pool
+    const before: BackendStats = { ...backend.stats() };
+    const vals = await step();
+    const after = backend.stats();
+    const d = (k: keyof BackendStats) => after[k] - before[k];
+    assert.ok(Number.isFinite(vals[0]!) && Number.isFinite(vals[1]!), 'loss and grad norm are finite');
+    assert.equal(d('bytesDownloaded'), 8, 'only the loss and the grad norm (2 float32) are read back');
+    assert.equal(d('liveBuffers'), 0, 'the step leaves no buffer behind');
+    if (device === 'webgpu') {
+      assert.equal(d('buffersCreated'), 0, 'steady state creates no GPU buffer (the pool serves every allocation)');
+      assert.equal(d('compiles'), 0, 'steady state compiles no pipeline');
+      assert.ok(
+        d('submits') <= 16,
+        `a handful of submits per step, got ${d('submits')} for ${d('dispatches')} dispatches`,
+      );
+      // the uploaded bytes are the batch's token ids (2 x B x T int32) plus uniforms, not tensors
+      assert.ok(d('bytesUploaded') < 64 * 1024, `uploads stay small, got ${d('bytesUploaded')} bytes`);
+    }
+  });
+});
