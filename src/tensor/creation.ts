@@ -105,7 +105,7 @@ export function tensor(
   if (n !== values.length)
     throw new OpError('tensor', `shape [${shape.join(', ')}] needs ${n} values, got ${values.length}`);
   const backend = getBackend(opts.device);
-  const t = allocTensor(backend, shape, dtype);
+  const t = allocTensor(backend, shape, dtype, 'tensor');
   if (n > 0) backend.write(t.storage.buffer, dtype, encode(values, dtype), 0);
   return withGrad(t, opts.requiresGrad);
 }
@@ -127,10 +127,11 @@ export function fromFloat16Bits(
   opts: { device?: DeviceLike } = {},
 ): Tensor {
   validateShape('fromFloat16Bits', shape);
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (bits.length !== n)
+    throw new OpError('fromFloat16Bits', `shape [${shape.join(', ')}] needs ${n} values, got ${bits.length}`);
   const backend = getBackend(opts.device);
-  const t = allocTensor(backend, shape, 'float16');
-  if (bits.length !== t.size)
-    throw new OpError('fromFloat16Bits', `shape [${shape.join(', ')}] needs ${t.size} values, got ${bits.length}`);
+  const t = allocTensor(backend, shape, 'float16', 'fromFloat16Bits');
   backend.write(t.storage.buffer, 'float16', bits, 0);
   return t;
 }
@@ -145,7 +146,7 @@ export function full(shape: readonly number[], value: number, opts: CreateOption
 /** A tensor of zeros. */
 export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
   validateShape('zeros', shape);
-  const t = allocTensor(getBackend(opts.device), shape, opts.dtype ?? 'float32'); // backends zero-fill
+  const t = allocTensor(getBackend(opts.device), shape, opts.dtype ?? 'float32', 'zeros'); // backends zero-fill
   return withGrad(t, opts.requiresGrad);
 }
 

@@ -54,7 +54,7 @@ export async function toDevice(x: Tensor, device: DeviceLike): Promise<Tensor> {
   const c = noGrad(() => contiguous(x));
   const raw = await c.storage.backend.read(c.storage.buffer, c.dtype, c.offset, c.size);
   if (c !== x) c.dispose();
-  const out = allocTensor(target, x.shape, x.dtype);
+  const out = allocTensor(target, x.shape, x.dtype, 'to');
   if (raw.length > 0) target.write(out.storage.buffer, x.dtype, raw, 0);
   return out;
 }

@@ -145,6 +145,8 @@ export interface GradCase {
   name: string;
   /** Ops this case exercises; the test checks each one really is in the recorded graph. */
   ops: readonly OpCode[];
+  /** Dtypes the case needs besides float32 (on a backend without them it is skipped, with the reason). */
+  needs?: readonly DType[];
   setup: (rng: Rng) => GradSetup;
 }
 

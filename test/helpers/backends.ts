@@ -19,10 +19,27 @@ const webgpuError: Error | null = webgpuRequested
     )
   : null;
 
-/** The dtypes of `wanted` that `device` supports (float16 needs shader-f16 on WebGPU). */
+/**
+ * The dtypes of `wanted` that `device` supports (float16 needs shader-f16 on WebGPU). The CPU backend is
+ * the reference and holds every dtype: a dtype missing there throws here instead of silently dropping
+ * the CPU's cases. A backend without a dtype has that refusal tested once (test/ops/creation.test.ts).
+ */
 export function dtypesOn<D extends DType>(device: DeviceName, wanted: readonly D[]): D[] {
   const have = getBackend(device).caps.dtypes;
+  const missing = wanted.filter((d) => !have.includes(d));
+  if (device === 'cpu' && missing.length > 0)
+    throw new Error(`the cpu backend must support every dtype; it lacks ${missing.join(', ')}`);
   return wanted.filter((d) => have.includes(d));
+}
+
+/**
+ * Options of a test that needs every dtype of `needed`: on a device lacking one the test is reported
+ * as skipped, with the reason (never on the CPU, see `dtypesOn`).
+ */
+export function needsDTypes(device: DeviceName, needed: readonly DType[]): { skip?: string } {
+  const have = dtypesOn(device, needed);
+  const missing = [...new Set(needed.filter((d) => !have.includes(d)))];
+  return missing.length > 0 ? { skip: `${device} does not support ${missing.join(', ')}` } : {};
 }
 
 /**

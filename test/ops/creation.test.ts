@@ -1,13 +1,16 @@
 // Creating and reading tensors on every backend: tensor() from nested and typed arrays (shape/dtype
 // inference, ragged input), zeros/ones/full/arange, rand/randn statistics and determinism,
-// toNested/item/toArray, and float16 exactness over all 65536 bit patterns.
+// toNested/item/toArray, float16 exactness over all 65536 bit patterns, and dtype capabilities (the
+// CPU holds every dtype; a backend without float16 refuses it with an OpError on every creation path).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Generator,
+  OpError,
   arange,
   fromFloat16Bits,
   full,
+  getBackend,
   manualSeed,
   ones,
   onesLike,
@@ -19,7 +22,7 @@ import {
   type DType,
   type Tensor,
 } from '../../src/index.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, needsDTypes } from '../helpers/backends.js';
 import { randomND, randomShape, testRng } from '../helpers/random.js';
 import * as O from '../oracle/ops.js';
 import { ALL_DTYPES, assertIdentical, assertThrowsWith, dtypesOn, expectTensor, fromND, stridedView } from './util.js';
@@ -127,9 +130,11 @@ forEachBackend((device) => {
       await expectTensor(tensor(u8, { device }), O.nd([5], u8), 'bool', { what: 'Uint8Array' });
       const f16 = Uint16Array.from([0x3c00, 0xc000]);
       assertThrowsWith(() => tensor(f16, { device }), ['tensor', 'Uint16Array']);
-      await expectTensor(fromFloat16Bits(f16, [2], { device }), O.nd([2], [1, -2]), 'float16', {
-        what: 'fromFloat16Bits',
-      });
+      if (dtypesOn(device, ['float16']).length) {
+        await expectTensor(fromFloat16Bits(f16, [2], { device }), O.nd([2], [1, -2]), 'float16', {
+          what: 'fromFloat16Bits',
+        });
+      }
     });
 
     test('bad input: ragged arrays, wrong element count, bad shapes and dtypes throw naming tensor', () => {
@@ -175,9 +180,11 @@ forEachBackend((device) => {
         await expectTensor(onesLike(base), O.nd([2, 3], 1), dtype, { what: `onesLike ${dtype}` });
       }
       await expectTensor(full([3], NaN, { device }), O.nd([3], NaN), 'float32', { what: 'full NaN' });
-      await expectTensor(full([2], -Infinity, { device, dtype: 'float16' }), O.nd([2], -Infinity), 'float16', {
-        what: 'full -Inf f16',
-      });
+      if (dtypesOn(device, ['float16']).length) {
+        await expectTensor(full([2], -Infinity, { device, dtype: 'float16' }), O.nd([2], -Infinity), 'float16', {
+          what: 'full -Inf f16',
+        });
+      }
       await expectTensor(zeros([0, 3], { device }), O.nd([0, 3]), 'float32', { what: 'empty zeros' });
       await expectTensor(zeros([], { device }), O.nd([]), 'float32', { what: '0-d zeros' });
       assertThrowsWith(() => zeros([2, -1], { device }), ['zeros', '[2, -1]']);
@@ -214,9 +221,11 @@ forEachBackend((device) => {
         const x = b === undefined ? arange(a) : s === undefined ? arange(a, b) : arange(a, b, s);
         await expectTensor(x, O.roundND(O.arange(n, start, step), dtype), dtype, { what: `arange(${a}, ${b}, ${s})` });
       }
-      await expectTensor(arange(0, 3, 1, { dtype: 'float16', device }), O.nd([3], [0, 1, 2]), 'float16', {
-        what: 'arange float16',
-      });
+      if (dtypesOn(device, ['float16']).length) {
+        await expectTensor(arange(0, 3, 1, { dtype: 'float16', device }), O.nd([3], [0, 1, 2]), 'float16', {
+          what: 'arange float16',
+        });
+      }
       await expectTensor(arange(0, 2, 0.5, { dtype: 'float32', device }), O.nd([4], [0, 0.5, 1, 1.5]), 'float32', {
         what: 'arange explicit dtype',
       });
@@ -271,24 +280,31 @@ forEachBackend((device) => {
       within(m2.variance, 0.25, 0.25 * Math.sqrt(2 / N), 'randn(std 0.5) variance');
     });
 
-    test('float16 rand/randn: float16 values, uniform range [0, 1) kept after rounding', async (t) => {
-      if (!dtypesOn(device, ['float16']).length) return;
-      const g = new Generator(testRng('rand f16 seed', t).int(0, 2 ** 31));
-      const x = rand([N], { device, generator: g, dtype: 'float16' });
-      assert.equal(x.dtype, 'float16');
-      const v = await x.toArray();
-      within(moments(v).mean, 0.5, 1 / Math.sqrt(12 * N), 'f16 rand mean');
-      assert.ok(
-        Array.from(v).every((u) => O.roundF16(u) === u && u >= 0),
-        'float16 rand values are float16 values >= 0',
-      );
-      const y = await randn([N], { device, generator: g, dtype: 'float16' }).toArray();
-      within(moments(y).mean, 0, 1 / Math.sqrt(N), 'f16 randn mean');
-      assertThrowsWith(() => rand([2], { device, dtype: 'int32' }), ['rand', 'int32']);
-      assertThrowsWith(() => randn([2], { device, dtype: 'bool' }), ['randn', 'bool']);
-      const ones = Array.from(v).filter((u) => u >= 1).length;
-      assert.equal(ones, 0, `float16 rand: ${ones} of ${N} values are >= 1 (rounding up to the excluded upper bound)`);
-    });
+    test(
+      'float16 rand/randn: float16 values, uniform range [0, 1) kept after rounding',
+      needsDTypes(device, ['float16']),
+      async (t) => {
+        const g = new Generator(testRng('rand f16 seed', t).int(0, 2 ** 31));
+        const x = rand([N], { device, generator: g, dtype: 'float16' });
+        assert.equal(x.dtype, 'float16');
+        const v = await x.toArray();
+        within(moments(v).mean, 0.5, 1 / Math.sqrt(12 * N), 'f16 rand mean');
+        assert.ok(
+          Array.from(v).every((u) => O.roundF16(u) === u && u >= 0),
+          'float16 rand values are float16 values >= 0',
+        );
+        const y = await randn([N], { device, generator: g, dtype: 'float16' }).toArray();
+        within(moments(y).mean, 0, 1 / Math.sqrt(N), 'f16 randn mean');
+        assertThrowsWith(() => rand([2], { device, dtype: 'int32' }), ['rand', 'int32']);
+        assertThrowsWith(() => randn([2], { device, dtype: 'bool' }), ['randn', 'bool']);
+        const ones = Array.from(v).filter((u) => u >= 1).length;
+        assert.equal(
+          ones,
+          0,
+          `float16 rand: ${ones} of ${N} values are >= 1 (rounding up to the excluded upper bound)`,
+        );
+      },
+    );
 
     test('determinism: same seed, same values; draws advance; generators are independent', async (t) => {
       const seed = testRng('determinism seed', t).int(0, 2 ** 31);
@@ -320,15 +336,13 @@ forEachBackend((device) => {
         await read(randn([9], { device, generator: g1 })),
         await read(randn([9], { device, generator: g2 })),
       );
-      // getState / setState replays a stream
-      const st = g1.getState();
-      const next = await read(rand([16], { device, generator: g1, dtype: 'float16' }));
-      g1.setState(st);
-      assert.deepEqual(
-        await read(rand([16], { device, generator: g1, dtype: 'float16' })),
-        next,
-        'setState replays (float16 too)',
-      );
+      // getState / setState replays a stream (in float16 too where the device has it)
+      for (const dtype of dtypesOn(device, ['float32', 'float16'])) {
+        const st = g1.getState();
+        const next = await read(rand([16], { device, generator: g1, dtype }));
+        g1.setState(st);
+        assert.deepEqual(await read(rand([16], { device, generator: g1, dtype })), next, `setState replays (${dtype})`);
+      }
       // element i of a draw depends only on (seed, draw, i): a longer draw extends a shorter one
       const short = await read(rand([10], { device, generator: new Generator(seed) }));
       const long = await read(rand([40], { device, generator: new Generator(seed) }));
@@ -374,30 +388,78 @@ forEachBackend((device) => {
       assert.deepEqual(await fromND(O.nd([0, 2]), 'float32', device).toNested(), []);
       assert.equal(await x.select(0, 1).select(0, 2).select(0, 3).item(), a.data[1 * 12 + 2 * 4 + 3]);
       assert.equal(await fromND(O.nd([1, 1, 1], [-3]), 'int32', device).item(), -3);
-      assert.equal(await fromND(O.nd([], [0.1]), 'float16', device).item(), O.roundF16(0.1));
+      if (dtypesOn(device, ['float16']).length)
+        assert.equal(await fromND(O.nd([], [0.1]), 'float16', device).item(), O.roundF16(0.1));
       await assert.rejects(x.item(), /item/);
     });
   });
 
   describe('float16 exactness', () => {
-    test('all 65536 float16 bit patterns round-trip exactly (fromFloat16Bits -> toArray, and f16 -> f32 -> f16)', async () => {
-      if (!dtypesOn(device, ['float16']).length) return;
-      const bits = Uint16Array.from({ length: 65536 }, (_, i) => i);
-      const want = Array.from(bits, (h) => O.f16FromBits(h));
-      const x = fromFloat16Bits(bits, [65536], { device });
-      assertIdentical(await x.toArray(), want, 'decode of every float16 pattern');
-      const f32 = x.cast('float32');
-      assertIdentical(await f32.toArray(), want, 'float16 -> float32 is exact');
-      assertIdentical(await f32.cast('float16').toArray(), want, 'float16 -> float32 -> float16 is the identity');
-      assertIdentical(
-        await tensor(await f32.toArray(), { device, dtype: 'float16' }).toArray(),
-        want,
-        'tensor(values, float16) keeps every value',
-      );
-      // a strided view over the patterns reads the right ones
-      const v = x.reshape([256, 256]).transpose().slice(0, 1, undefined, 3);
-      const wantV = O.slice(O.transpose(O.nd([256, 256], want)), 0, 1, Infinity, 3);
-      assertIdentical(await v.toArray(), wantV.data, 'strided float16 view');
-    });
+    test(
+      'all 65536 float16 bit patterns round-trip exactly (fromFloat16Bits -> toArray, and f16 -> f32 -> f16)',
+      needsDTypes(device, ['float16']),
+      async () => {
+        const bits = Uint16Array.from({ length: 65536 }, (_, i) => i);
+        const want = Array.from(bits, (h) => O.f16FromBits(h));
+        const x = fromFloat16Bits(bits, [65536], { device });
+        assertIdentical(await x.toArray(), want, 'decode of every float16 pattern');
+        const f32 = x.cast('float32');
+        assertIdentical(await f32.toArray(), want, 'float16 -> float32 is exact');
+        assertIdentical(await f32.cast('float16').toArray(), want, 'float16 -> float32 -> float16 is the identity');
+        assertIdentical(
+          await tensor(await f32.toArray(), { device, dtype: 'float16' }).toArray(),
+          want,
+          'tensor(values, float16) keeps every value',
+        );
+        // a strided view over the patterns reads the right ones
+        const v = x.reshape([256, 256]).transpose().slice(0, 1, undefined, 3);
+        const wantV = O.slice(O.transpose(O.nd([256, 256], want)), 0, 1, Infinity, 3);
+        assertIdentical(await v.toArray(), wantV.data, 'strided float16 view');
+      },
+    );
+  });
+
+  describe('dtype capabilities', () => {
+    // The suite filters dtypes by capability (dtypesOn): the CPU, the reference, must hold all of them,
+    // and a backend without float16 must refuse it clearly, on every path that creates a tensor.
+    if (device === 'cpu') {
+      test('the CPU holds every dtype, so no float16 case is filtered out there', () => {
+        assert.deepEqual([...getBackend('cpu').caps.dtypes].sort(), [...ALL_DTYPES].sort());
+      });
+    }
+    if (!dtypesOn(device, ['float16']).length) {
+      test(`${device} has no float16: creating one throws an OpError naming the op and the dtype`, async () => {
+        const refused = (fn: () => unknown, op: string | RegExp): void => {
+          assert.throws(fn, (e: unknown) => {
+            assert.ok(e instanceof OpError, `${String(op)}: threw ${String(e)}, not an OpError`);
+            const named = typeof op === 'string' ? e.op === op : op.test(e.op);
+            assert.ok(named, `${String(op)}: the error names ${e.op}`);
+            assert.match(e.message, new RegExp(`float16 is not supported on ${device}`));
+            return true;
+          });
+        };
+        refused(() => tensor([1, 2], { device, dtype: 'float16' }), 'tensor');
+        refused(() => fromFloat16Bits(Uint16Array.from([0x3c00]), [1], { device }), 'fromFloat16Bits');
+        refused(() => zeros([2], { device, dtype: 'float16' }), 'zeros');
+        refused(() => full([2], 1.5, { device, dtype: 'float16' }), 'fill');
+        refused(() => ones([2], { device, dtype: 'float16' }), 'fill');
+        refused(() => arange(0, 3, 1, { device, dtype: 'float16' }), 'arange');
+        refused(() => rand([2], { device, dtype: 'float16' }), 'randUniform');
+        refused(() => randn([2], { device, dtype: 'float16' }), 'randNormal');
+        const x = tensor([1, 2], { device });
+        refused(() => x.cast('float16'), 'cast');
+        refused(() => zerosLike(x, { dtype: 'float16' }), 'zeros');
+        await assert.rejects(
+          fromFloat16Bits(Uint16Array.from([0x3c00]), [1], { device: 'cpu' }).to(device),
+          (e: unknown) => {
+            assert.ok(e instanceof OpError && e.op === 'to', `to(${device}): ${String(e)}`);
+            assert.match(e.message, /float16/);
+            return true;
+          },
+        );
+        // the device still works after the refusals
+        assertIdentical(await x.add(1).toArray(), [2, 3], 'an op after the refusals');
+      });
+    }
   });
 });

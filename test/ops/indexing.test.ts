@@ -8,6 +8,7 @@ import {
   embedding,
   gather,
   indexAdd,
+  indexAddInplace,
   indexSelect,
   oneHot,
   scatterAdd,
@@ -195,48 +196,141 @@ forEachBackend((device) => {
   });
 
   describe('out-of-range indices', () => {
+    // The CPU checks indices as it runs the op and throws at the call; a GPU checks them on the device
+    // and the error surfaces at the next read. Either way the message has the same shape: the op, the
+    // bad value, its position in the index, the dim and the valid range.
+    const range3 = 'valid range [0, 3) (0 to 2)';
     test('gather, scatterAdd, indexSelect, indexAdd, embedding refuse an index == size or < 0, naming the op', async () => {
       const x = fromND(O.nd([3, 4], 1), 'float32', device);
       for (const bad of [3, 4, -1, 100]) {
         const row = O.nd([1, 4], [0, bad, 1, 2]);
-        await assertOpFails(() => gather(x, 0, fromND(row, 'int32', device)), ['gather'], `gather index ${bad}`);
+        const at = (pos: string): string[] => [`index ${bad} at position ${pos}`, 'dim 0 of size 3', range3];
+        await assertOpFails(
+          () => gather(x, 0, fromND(row, 'int32', device)),
+          ['gather', ...at('[0, 1]')],
+          `gather index ${bad}`,
+        );
         await assertOpFails(
           () => scatterAdd(x, 0, fromND(row, 'int32', device), fromND(O.nd([1, 4], 1), 'float32', device)),
-          ['scatterAdd'],
+          ['scatterAdd', ...at('[0, 1]')],
           `scatterAdd index ${bad}`,
         );
         const v = O.nd([3], [0, bad, 2]);
         await assertOpFails(
           () => indexSelect(x, 0, fromND(v, 'int32', device)),
-          ['indexSelect'],
+          ['indexSelect', ...at('[1]')],
           `indexSelect index ${bad}`,
         );
         await assertOpFails(
           () => indexAdd(x, 0, fromND(v, 'int32', device), fromND(O.nd([3, 4], 1), 'float32', device)),
-          ['indexAdd'],
+          ['indexAdd', ...at('[1]')],
           `indexAdd index ${bad}`,
         );
         await assertOpFails(
           () => embedding(fromND(O.nd([2], [1, bad]), 'int32', device), x),
-          [/embedding|indexSelect/],
+          [/embedding|indexSelect/, ...at('[1]')],
           `embedding id ${bad}`,
         );
       }
       // gather along dim 1: 4 is out of range for size 4
       await assertOpFails(
         () => gather(x, 1, fromND(O.nd([3, 1], [0, 4, 1]), 'int32', device)),
-        ['gather', '4'],
+        ['gather', 'index 4 at position [1, 0]', 'dim 1 of size 4', 'valid range [0, 4) (0 to 3)'],
         'gather dim 1',
       );
     });
 
-    test('oneHot refuses a class id >= numClasses or < 0, naming oneHot', async () => {
+    test('the error names the value as stored (uint32) and the position in a strided or long index', async () => {
+      const x = fromND(O.nd([3, 8], 1), 'float32', device);
+      // a uint32 index above 2^31 is reported as the unsigned value
+      await assertOpFails(
+        () => indexSelect(x, 0, fromND(O.nd([2], [1, 3e9]), 'uint32', device)),
+        ['indexSelect', 'index 3000000000 at position [1]', range3],
+        'uint32 index 3e9',
+      );
+      // a step-2 view of an index: the position counts elements of the view
+      const base = fromND(O.nd([7], [0, 9, 1, 9, 2, 9, -5]), 'int32', device);
+      await assertOpFails(
+        () => indexSelect(x, 0, base.slice(0, 0, undefined, 2)),
+        ['indexSelect', 'index -5 at position [3]', range3],
+        'strided index',
+      );
+      // a transposed 2-D index for gather along dim 1
+      const idx = O.fromFn([8, 3], (c) => (c[0] === 5 && c[1] === 2 ? 8 : c[0]!));
+      await assertOpFails(
+        () => gather(x, 1, fromND(idx, 'int32', device).transpose(0, 1)),
+        ['gather', 'index 8 at position [2, 5]', 'dim 1 of size 8'],
+        'transposed gather index',
+      );
+      // an index broadcast along rows of 8 (whole rows move, as vec4 units on a GPU)
+      await assertOpFails(
+        () => gather(x, 0, fromND(O.nd([2, 1], [0, 5]), 'int32', device).expand([2, 8])),
+        ['gather', 'index 5 at position [1, 0]', range3],
+        'expanded gather index',
+      );
+      // one bad entry among many (several workgroups on a GPU)
+      const many = O.fromFn([5000], (c) => (c[0] === 4321 ? 3 : c[0]! % 3));
+      await assertOpFails(
+        () => indexSelect(x, 0, fromND(many, 'int32', device)),
+        ['indexSelect', 'index 3 at position [4321]', range3],
+        'long index',
+      );
+    });
+
+    test('the first failing op is the one reported, and later reads succeed', async () => {
+      const x = fromND(O.nd([3, 4], 1), 'float32', device);
+      const bad = fromND(O.nd([2], [0, 7]), 'int32', device);
+      let err: unknown = null;
+      try {
+        const a = indexSelect(x, 0, bad); // fails first
+        const b = gather(x, 0, fromND(O.nd([1, 4], [0, 0, -2, 0]), 'int32', device)); // fails too
+        await a.add(b.sum()).toArray();
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof Error, 'the bad ops were not refused');
+      assert.match(err.message, /^indexSelect: index 7 at position \[1\]/);
+      // the failure was reported once: the device (and the same op with good indices) works on
+      const good = indexSelect(x, 0, fromND(O.nd([2], [2, 0]), 'int32', device));
+      await expectTensor(good, O.nd([2, 4], 1), 'float32', { what: 'indexSelect after a reported failure' });
+    });
+
+    test('the in-place index-add (embedding gradients into an existing .grad) checks its indices too', async () => {
+      // the target is the output: a GPU adds into it directly (no copy), and still reports a bad index
+      const src = fromND(O.nd([2, 2], 1), 'float32', device);
+      const target = fromND(O.nd([3, 2], 0.5), 'float32', device);
+      indexAddInplace(target, 0, fromND(O.nd([2], [2, 0]), 'int32', device), src);
+      indexAddInplace(target, 0, fromND(O.nd([2], [2, 2]), 'int32', device), src);
+      await expectTensor(target, O.nd([3, 2], [1.5, 1.5, 0.5, 0.5, 3.5, 3.5]), 'float32', {
+        what: 'in-place indexAdd',
+      });
+      await assertOpFails(
+        () => indexAddInplace(target, 0, fromND(O.nd([2], [1, 3]), 'int32', device), src),
+        ['indexAdd', 'index 3 at position [1]', range3],
+        'in-place indexAdd index 3',
+      );
+    });
+
+    test('oneHot refuses a class id >= numClasses or < 0: at the call naming oneHot, or at the read naming scatterAdd', async () => {
+      // oneHot is a scatterAdd of ones into zeros. The CPU checks while oneHot runs, so oneHot catches
+      // the error and names itself. A GPU can only report the failure at the next read, after oneHot
+      // has returned: the error then names the op that really failed on the device, and the value,
+      // position and range still point at the bad class id.
+      if (device === 'cpu') {
+        assertThrowsWith(() => oneHot(fromND(O.nd([3], [0, 5, 1]), 'int32', device), 3), ['oneHot', 'index 5']);
+      }
       await assertOpFails(
         () => oneHot(fromND(O.nd([3], [0, 5, 1]), 'int32', device), 3),
-        ['oneHot'],
+        ['oneHot', 'index 5 at position [1, 0]', range3],
         'oneHot id 5 of 3',
+        { atRead: ['scatterAdd', 'index 5 at position [1, 0]', 'dim 1 of size 3', range3] },
       );
-      await assertOpFails(() => oneHot(fromND(O.nd([2], [-1, 1]), 'int32', device), 3), ['oneHot'], 'oneHot id -1');
+      await assertOpFails(
+        () => oneHot(fromND(O.nd([2], [-1, 1]), 'int32', device), 3),
+        ['oneHot', 'index -1 at position [0, 0]', range3],
+        'oneHot id -1',
+        { atRead: ['scatterAdd', 'index -1 at position [0, 0]', range3] },
+      );
     });
   });
 

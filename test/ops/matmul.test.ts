@@ -186,7 +186,8 @@ forEachBackend((device) => {
     });
 
     test('dtype errors: mixed float dtypes and integer operands are refused', () => {
-      assertThrowsWith(() => matmul(mk([2, 2]), mk([2, 2], 'float16')), ['matmul', 'float32', 'float16']);
+      if (dtypesOn(device, ['float16']).length)
+        assertThrowsWith(() => matmul(mk([2, 2]), mk([2, 2], 'float16')), ['matmul', 'float32', 'float16']);
       assertThrowsWith(() => matmul(mk([2, 2], 'int32'), mk([2, 2], 'int32')), ['matmul', 'int32']);
     });
   });

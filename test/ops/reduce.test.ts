@@ -17,7 +17,7 @@ import {
   type DType,
   type Tensor,
 } from '../../src/index.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, needsDTypes } from '../helpers/backends.js';
 import { randomND, randomPermutation, randomShape, testRng, withSpecials, type Rng } from '../helpers/random.js';
 import * as O from '../oracle/ops.js';
 import { assertThrowsWith, dtypesOn, expectTensor, fromND, stridedView } from './util.js';
@@ -151,9 +151,8 @@ forEachBackend((device) => {
       }
     });
 
-    test('float16 sums accumulate in higher precision (4096 terms)', async (t) => {
+    test('float16 sums accumulate in higher precision (4096 terms)', needsDTypes(device, ['float16']), async (t) => {
       const rng = testRng('f16 long sum', t);
-      if (!dtypesOn(device, ['float16']).length) return;
       const a = randomND(rng, [2, 4096], { dtype: 'float16', low: 0, high: 1 });
       const got = fromND(a, 'float16', device).sum(1);
       // The true sum is ~2048, where float16's spacing is 1-2: a float16 accumulator would drop most terms.
@@ -256,6 +255,12 @@ forEachBackend((device) => {
         });
         await expectTensor(fromND(a, dtype, device).logSoftmax(), O.roundND(O.logSoftmax(a, -1), dtype), dtype, {
           what: 'logSoftmax default axis',
+        });
+        // Large logits with small gaps: the top log-probability, -log(1 + e^-10) ~ -4.5e-5, must survive next
+        // to a max of 3e4 (where float32's spacing is 2^-9): x - max - log(sum), never x - (max + log(sum)).
+        const big = O.roundND(O.nd([2, 3], [3e4, 3e4 - 10, 3e4 - 16, -3e4, -3e4 - 16, -3e4 - 0.5]), dtype);
+        await expectTensor(logSoftmax(fromND(big, dtype, device), -1), O.roundND(O.logSoftmax(big, -1), dtype), dtype, {
+          what: 'logSoftmax of large logits with small gaps',
         });
       });
     }

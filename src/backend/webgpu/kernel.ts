@@ -4,6 +4,7 @@
 import type { DType } from '../../core/dtype.js';
 import type { Attrs, KernelOp } from '../../ops/opcodes.js';
 import type { DeviceBuffer, Operand, TensorSpec } from '../backend.js';
+import type { CheckFormat } from './checks.js';
 
 /** A compiled-once WGSL program: `key` identifies it (kernel + specialization) in the pipeline cache. */
 export interface WgslProgram {
@@ -50,14 +51,16 @@ export interface KernelContext {
   scratch(bytes: number): DeviceBuffer;
   /**
    * Device-side checks (e.g. an index out of range, which a shader cannot throw): bind `checks.buffer`
-   * read_write (codegen.ts `checkDecl`) and on failure call `tl_fail(code, value)` with `code` from
-   * `checks.code(op, message)` passed in a uniform. The next read()/sync() throws OpError(op, message)
-   * with `{value}` replaced by the reported i32 value; the failed op's output is otherwise unspecified.
-   * Contents of `scratch` buffers are unspecified too (not zeroed).
+   * read_write (codegen.ts `checkDecl`) and on failure call `tl_fail(code, value)` or
+   * `tl_fail_at(code, value, position)` with `code` from `checks.code(op, message, format)` passed in a
+   * uniform. The next read()/sync() throws OpError(op, message) with `{value}` and `{position}` replaced
+   * by the reported words (written as `format` says, see checks.ts); the first failure since the last
+   * read wins. The failed op's output is otherwise unspecified. Contents of `scratch` buffers are
+   * unspecified too (not zeroed).
    */
   readonly checks: {
     readonly buffer: DeviceBuffer;
-    code(op: string, message: string): number;
+    code(op: string, message: string, format?: CheckFormat): number;
   };
 }
 

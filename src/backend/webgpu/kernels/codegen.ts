@@ -81,14 +81,27 @@ fn tl_f2u(x: f32) -> u32 { return tl_f2bits(x); }
 `;
 
 /**
- * Declares the device-side check buffer (KernelContext.checks.buffer) at `binding` and
- * `fn tl_fail(code: u32, value: i32)`, which records a failed check (the last writer wins).
+ * Declares the device-side check buffer (KernelContext.checks.buffer) at `binding` and two ways to
+ * record a failed check: `fn tl_fail(code: u32, value: i32)` and `fn tl_fail_at(code: u32, value: u32,
+ * position: u32)` (the value as raw bits, and where it was found: see CheckFormat in checks.ts). The
+ * first failure since the last readback wins, so the error names the first op that failed, with a
+ * value and position from the same invocation.
  */
 export function checkDecl(binding: number): string {
-  return (
-    `@group(0) @binding(${binding}) var<storage, read_write> tl_checks: array<u32>;\n` +
-    `fn tl_fail(code: u32, value: i32) { tl_checks[1] = bitcast<u32>(value); tl_checks[0] = code; }\n`
-  );
+  return `@group(0) @binding(${binding}) var<storage, read_write> tl_checks: array<atomic<u32>>;
+fn tl_fail_at(code: u32, value: u32, position: u32) {
+  loop {
+    let r = atomicCompareExchangeWeak(&tl_checks[0], 0u, code);
+    if (r.exchanged) {
+      atomicStore(&tl_checks[1], value);
+      atomicStore(&tl_checks[2], position);
+      return;
+    }
+    if (r.old_value != 0u) { return; }
+  }
+}
+fn tl_fail(code: u32, value: i32) { tl_fail_at(code, bitcast<u32>(value), 0u); }
+`;
 }
 
 // ---- uniforms ------------------------------------------------------------------------------------

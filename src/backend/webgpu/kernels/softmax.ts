@@ -51,7 +51,9 @@ function softmaxSource(s: SoftmaxSpec): string {
   for (let h = s.wy / 2; h >= 1; h /= 2) {
     steps.push(`if (ly < ${h}u) { sp[lid] = comb(sp[lid], sp[lid + ${h * s.wx}u]); }\n  workgroupBarrier();`);
   }
-  const out = s.log ? 'v - lse' : 'select(exp(v - m) * inv, 0.0, v == ninf)';
+  // logSoftmax is (v - m) - log(s), not v - (m + log(s)): in f32, m + log(s) rounds log(s) away when
+  // |m| is large (at m = 3e4 the spacing is 2^-9, so the max element's -log(s) ~ -6e-5 became 0)
+  const out = s.log ? '(v - m) - ls' : 'select(exp(v - m) * inv, 0.0, v == ninf)';
   return `${enables([s.xd, s.od])}${HELPERS_WGSL}
 ${storageDecl(0, 'X', s.xd, true)}${storageDecl(1, 'O', s.od, false)}${uniformDecl(2, S_DIMS + 3 * s.rank)}
 var<workgroup> sp: array<vec2<f32>, ${wg}>;
@@ -104,7 +106,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (!live) { return; }
   let bad = (bitcast<u32>(m) & 0x7fffffffu) >= 0x7f800000u; // NaN or +-inf max: the row is NaN
   let inv = 1.0 / s;
-  let lse = m + log(s);
+  let ls = log(s);
   let so = ${uU32(S_SO)};
   for (var j = ly; j < n; j = j + ${s.wy}u) {
     let v = ${load('X', 'xb + j * sx', s.xd, 'float32')};
