@@ -1,7 +1,7 @@
 // Module: the base class of every layer. It finds parameters, buffers and child modules by walking the
 // instance's own fields, so a model is plain class code; names and order follow PyTorch's state_dict.
 import { TensorloomError, fmtShape } from '../core/errors.js';
-import { Tensor, keep, noGrad, toDevice, type DeviceLike } from '../tensor/index.js';
+import { Tensor, contiguousRuns, keep, noGrad, tidy, toDevice, type DeviceLike } from '../tensor/index.js';
 
 /** A trainable tensor: a leaf with `requiresGrad` that modules report from `parameters()`. */
 export type Parameter = Tensor;
@@ -270,12 +270,15 @@ export abstract class Module {
    */
   zeroGrad(opts: { setToNone?: boolean } = {}): void {
     noGrad(() => {
+      if (!opts.setToNone) {
+        // gradients packed side by side by an optimizer are zeroed by one fill per buffer
+        const grads = this.parameters().flatMap((p) => (p.grad ? [p.grad] : []));
+        tidy(() => contiguousRuns(grads).forEach((run) => run.zero_()));
+        return;
+      }
       for (const p of this.parameters()) {
-        if (!p.grad) continue;
-        if (opts.setToNone) {
-          p.grad.dispose();
-          p.grad = null;
-        } else p.grad.zero_();
+        p.grad?.dispose();
+        p.grad = null;
       }
     });
   }

@@ -1,16 +1,19 @@
 // Adam and AdamW: torch.optim.Adam / AdamW's algorithm (bias correction, eps outside the square
-// root, L2 or decoupled weight decay, optional AMSGrad), as a handful of in-place ops per parameter.
+// root, L2 or decoupled weight decay, optional AMSGrad). Float32 groups run as one fused kernel per
+// group over flat buffers (packed.ts); other groups as a handful of in-place ops per parameter.
 import { TensorloomError } from '../core/errors.js';
-import type { Tensor } from '../tensor/index.js';
+import { adamwUpdate_, type Tensor } from '../tensor/index.js';
 import {
   Optimizer,
   checkNonNegative,
   withDefaults,
   type GroupOptions,
   type ParamGroup,
+  type ParamGroupInput,
   type ParamState,
   type Params,
 } from './optimizer.js';
+import { packGroup, type MomentName, type PackedGroup } from './packed.js';
 
 /** Hyperparameters of Adam and AdamW (per group). */
 export interface AdamOptions extends GroupOptions {
@@ -38,14 +41,26 @@ export interface AdamOptions extends GroupOptions {
  *     denom = sqrt(v) / sqrt(1 - β2^t) + eps
  *     θ = θ - (lr / (1 - β1^t)) · m / denom
  *
- * The last two lines run as `θ -= m / (sqrt(v)·c + eps·(1 - β1^t)/lr)` with c = (1 - β1^t)/(lr·sqrt(1 - β2^t)),
- * the same quantity folded into fewer kernels (torch's capturable path does the same). The step-
- * dependent factors are host numbers passed as kernel constants; nothing is read back.
+ * Fused path: when a group's parameters are float32 on one device, the constructor packs them into
+ * one buffer (chunks of 128 MiB; each parameter becomes a view of its slice, still the same leaf
+ * tensor) and the first step packs their gradients and moments likewise, so that a step is one
+ * `adamw` kernel per chunk, whatever the number of parameters, and zeroGrad / clipGradNorm_ touch one
+ * buffer. It needs every parameter of the group to have a gradient and the same step count; a step
+ * where that fails (some `.grad` null, a parameter that was skipped before, a gradient that shares
+ * its storage) takes the per-parameter path below, on the same state. Gradients replaced by the user
+ * (or freed by zeroGrad({ setToNone: true })) are copied back into their slots on the next step.
+ *
+ * Per-parameter path: the last two lines run as `θ -= m / (sqrt(v)·c + eps·(1 - β1^t)/lr)` with
+ * c = (1 - β1^t)/(lr·sqrt(1 - β2^t)), the same quantity folded into fewer kernels (torch's capturable
+ * path does the same). The step-dependent factors are host numbers passed as kernel constants;
+ * nothing is read back.
  */
 export class Adam extends Optimizer<AdamOptions> {
   protected readonly stateNames: readonly string[] = ['expAvg', 'expAvgSq', 'maxExpAvgSq'];
   /** True in AdamW: weight decay shrinks the parameter directly instead of adding λ·θ to the gradient. */
   protected readonly decoupledWeightDecay: boolean = false;
+  /** Each group's flat buffers (absent: not packed yet; packing is retried on every step). */
+  private packs?: Map<ParamGroup<AdamOptions>, PackedGroup>;
 
   /** Creates the optimizer; `opts` are the defaults of every group. */
   constructor(params: Params<AdamOptions>, opts: Partial<AdamOptions> = {}) {
@@ -56,6 +71,45 @@ export class Adam extends Optimizer<AdamOptions> {
         opts,
       ),
     );
+    this.packs = new Map();
+    for (const g of this.paramGroups) this.pack(g);
+  }
+
+  /** Adds a parameter group (packed at once when it can be, see the class comment). */
+  override addParamGroup(input: ParamGroupInput<AdamOptions>): void {
+    super.addParamGroup(input);
+    if (this.packs) this.pack(this.paramGroups.at(-1)!); // the base constructor's calls come before `packs` exists
+  }
+
+  /** Packs `group` into flat buffers when possible; returns its pack or null. */
+  private pack(group: ParamGroup<AdamOptions>): PackedGroup | null {
+    const pg = this.packs?.get(group) ?? packGroup(group.params);
+    if (pg) this.packs?.set(group, pg);
+    return pg;
+  }
+
+  /** The fused step: one adamw kernel per chunk of the group (see the class comment), or false. */
+  protected override stepGroup(group: ParamGroup<AdamOptions>): boolean {
+    const pg = this.pack(group);
+    if (!pg) return false;
+    const names: MomentName[] = group.amsgrad ? ['expAvg', 'expAvgSq', 'maxExpAvgSq'] : ['expAvg', 'expAvgSq'];
+    const t = pg.prepare(group.params, this.state, names);
+    if (t === null) return false;
+    for (const p of group.params) this.state.get(p)!.step = t + 1;
+    const { lr, betas, eps, weightDecay, amsgrad, maximize } = group;
+    const attrs = { lr, beta1: betas[0], beta2: betas[1], eps, weightDecay, amsgrad, maximize, step: t + 1 };
+    for (const c of pg.chunks) {
+      const [m, v, vmax] = names.map((n) => c.moment(n));
+      adamwUpdate_(c.params, c.grads!, m!, v!, vmax ?? null, { ...attrs, decoupled: this.decoupledWeightDecay });
+    }
+    return true;
+  }
+
+  /** Frees every state tensor and the flat buffers; parameters and gradients keep their values. */
+  override dispose(): void {
+    super.dispose();
+    for (const pg of this.packs?.values() ?? []) pg.dispose();
+    this.packs?.clear();
   }
 
   protected override validateOptions(o: AdamOptions): void {

@@ -1,7 +1,7 @@
 // Gradient clipping: by total norm (torch.nn.utils.clip_grad_norm_) and by value. Both work on the
 // device: the norm and the clip coefficient stay tensors, so clipping never waits for the device.
 import { TensorloomError } from '../core/errors.js';
-import { Tensor, binary, noGrad, tidy, zeros } from '../tensor/index.js';
+import { Tensor, binary, contiguousRuns, noGrad, tidy, zeros } from '../tensor/index.js';
 
 /** The gradients of `params` that are set (parameters whose `.grad` is null are skipped). */
 function gradsOf(params: Tensor | Iterable<Tensor>): Tensor[] {
@@ -28,6 +28,8 @@ function partial(g: Tensor, normType: number): Tensor {
  *     g     = g · coef                             (for every gradient, always: no host branch)
  *
  * Everything runs on the device; nothing is read back (read the returned norm when logging).
+ * Gradients that lie side by side in one buffer (an Adam optimizer packs them) are reduced and
+ * scaled as one flat run, so the cost is a few kernels per buffer, not per parameter.
  * Non-finite gradients give a non-finite norm and coefficient, as in torch with
  * error_if_nonfinite=false. With no gradients it returns a zero tensor and changes nothing.
  */
@@ -42,12 +44,13 @@ export function clipGradNorm_(params: Tensor | Iterable<Tensor>, maxNorm: number
   return noGrad(() =>
     tidy(() => {
       if (grads.length === 0) return zeros([]);
-      let acc = partial(grads[0]!, normType);
-      for (const g of grads.slice(1))
+      const runs = contiguousRuns(grads); // packed gradients (see optim/packed.ts) are one run per buffer
+      let acc = partial(runs[0]!, normType);
+      for (const g of runs.slice(1))
         acc = normType === Infinity ? acc.maximum(partial(g, normType)) : acc.add(partial(g, normType));
       const total = normType === Infinity || normType === 1 ? acc : normType === 2 ? acc.sqrt() : acc.pow(1 / normType);
       const coef = binary('div', maxNorm, total.add(1e-6)).minimum(1);
-      for (const g of grads) g.mul_(coef.cast(g.dtype));
+      for (const g of runs) g.mul_(coef.cast(g.dtype));
       return total;
     }),
   );

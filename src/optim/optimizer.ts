@@ -3,7 +3,7 @@
 // parameter's update rule; the base runs it under noGrad inside its own tidy.
 import { isFloat } from '../core/dtype.js';
 import { TensorloomError, fmtShape } from '../core/errors.js';
-import { Tensor, keep, noGrad, tidy, zerosLike } from '../tensor/index.js';
+import { Tensor, contiguousRuns, keep, noGrad, tidy, zerosLike } from '../tensor/index.js';
 
 /** Hyperparameters every parameter group has. */
 export interface GroupOptions {
@@ -183,6 +183,7 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
     noGrad(() =>
       tidy(() => {
         for (const group of this.paramGroups) {
+          if (this.stepGroup(group)) continue;
           for (const p of group.params) {
             const g = p.grad;
             if (!g) continue;
@@ -203,6 +204,14 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
   }
 
   /**
+   * Updates a whole group at once (a fused kernel) and returns true, or returns false to have `step`
+   * call `updateParam` per parameter. Runs under noGrad inside the step's tidy. The default: false.
+   */
+  protected stepGroup(_group: ParamGroup<O>): boolean {
+    return false;
+  }
+
+  /**
    * State tensor `name` of a parameter, created as zeros like `param` (or by `init`) on first use.
    * Created tensors are kept: they survive every enclosing tidy until `dispose()`.
    */
@@ -220,12 +229,15 @@ export abstract class Optimizer<O extends GroupOptions = GroupOptions> {
    */
   zeroGrad({ setToNone = false }: ZeroGradOptions = {}): void {
     noGrad(() => {
+      if (!setToNone) {
+        // gradients packed side by side (see packed.ts) are zeroed by one fill per buffer
+        const grads = this.params().flatMap((p) => (p.grad ? [p.grad] : []));
+        tidy(() => contiguousRuns(grads).forEach((run) => run.zero_()));
+        return;
+      }
       for (const p of this.params()) {
-        if (!p.grad) continue;
-        if (setToNone) {
-          p.grad.dispose();
-          p.grad = null;
-        } else p.grad.zero_();
+        p.grad?.dispose();
+        p.grad = null;
       }
     });
   }

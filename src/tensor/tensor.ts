@@ -126,6 +126,23 @@ export class Tensor {
   }
 
   /**
+   * @internal Re-points this handle at `storage` (on which the caller already took a reference for
+   * it) with `offset` and `strides` over the same shape and dtype, and releases the old storage.
+   * Identity, grad, hooks and autograd state are unchanged; other handles of the old storage (views,
+   * saved tensors) keep it and stop aliasing this one. Only `packTensors`/`moveInto` (flat.ts) call it.
+   */
+  rebind(storage: Storage, offset: number, strides: readonly number[]): void {
+    this.assertLive('rebind');
+    const old = this.storage;
+    const self = this as { storage: Storage; offset: number; strides: readonly number[] };
+    self.storage = storage;
+    self.offset = offset;
+    self.strides = [...strides];
+    this.held.storage = storage;
+    old.release();
+  }
+
+  /**
    * Frees this handle. The storage is freed when no other handle (views, tensors saved for backward)
    * uses it, so disposing a tensor never breaks a later backward pass. Idempotent.
    */
