@@ -1,12 +1,15 @@
 // Stateless neural-network functions (torch.nn.functional): linear, layer norm, dropout, activations,
-// losses and attention, each a composition of tensor ops run inside tidy() so intermediates are freed.
-import { isFloat, isInt } from '../core/dtype.js';
+// losses and attention, each a composition of tensor ops run inside tidy() so intermediates are freed;
+// layer norm and cross-entropy run on the fused row ops of tensor/fused.ts.
+import { isFloat, isInt, promoteTypes } from '../core/dtype.js';
 import { OpError, fmtShape } from '../core/errors.js';
+import { numel } from '../core/shape.js';
 import {
   arange,
   cast,
+  crossEntropyRows,
   defaultGenerator,
-  gather,
+  layerNormRows,
   matmul,
   rand,
   reshape,
@@ -57,7 +60,9 @@ function trailingAxes(op: string, x: Tensor, normalizedShape: number | readonly 
 
 /**
  * Layer normalization over the trailing dims `normalizedShape`: (x - mean) / sqrt(var + eps) * weight
- * + bias, with the biased variance (correction 0), as torch.nn.functional.layer_norm.
+ * + bias, with the biased variance (correction 0), as torch.nn.functional.layer_norm. One fused kernel
+ * over x viewed as (rows, D) (a copy only when the leading dims of x do not merge); its backward is one
+ * kernel for x's gradient and one for weight's and bias's.
  */
 export function layerNorm(
   x: Tensor,
@@ -80,13 +85,14 @@ export function layerNorm(
       );
     }
   }
+  const D = numel(ns);
+  const rows = numel(x.shape.slice(0, axes[0]));
+  let dtype = x.dtype;
+  for (const p of [weight, bias]) if (p) dtype = promoteTypes(dtype, p.dtype, 'layerNorm');
   return tidy(() => {
-    const d = x.sub(x.mean(axes, true)); // x - mean
-    const inv = d.mul(d).mean(axes, true).add(eps).rsqrt(); // 1 / sqrt(var + eps)
-    let y = d.mul(inv);
-    if (weight) y = y.mul(weight);
-    if (bias) y = y.add(bias);
-    return y;
+    const x2 = reshape(cast(x, dtype), [rows, D]); // (rows, D)
+    const param = (p: Tensor | null | undefined) => (p ? reshape(cast(p, dtype), [D]) : null); // (D)
+    return reshape(layerNormRows(x2, param(weight), param(bias), eps), x.shape);
   });
 }
 
@@ -143,7 +149,9 @@ export interface CrossEntropyOptions {
  * position, with lp = logSoftmax(logits): loss = (1 - eps) * -lp[y] + eps * mean_c(-lp[c]); ignored
  * positions give 0, and 'mean' divides by the number of non-ignored ones (NaN when there are none, as
  * torch). Target values are not range-checked on the host (that would need a device read): a target
- * outside [0, C) that is not `ignoreIndex` makes the gather kernel throw on the CPU backend.
+ * outside [0, C) that is not `ignoreIndex` makes the kernel throw on the CPU backend (on WebGPU, the
+ * next read throws). One fused kernel over the logits viewed as (N, C) gives the per-position losses
+ * (the reductions are compositions over them); the logits gradient is one kernel, written in one pass.
  */
 export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const ignoreIndex = opts.ignoreIndex ?? -100;
@@ -169,17 +177,14 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   if (!['mean', 'sum', 'none'].includes(reduction))
     throw new OpError('crossEntropy', `unknown reduction '${String(reduction)}'`);
   const C = logits.shape[logits.ndim - 1]!;
+  const N = numel(lead);
   return tidy(() => {
-    const t = cast(targets, 'int32'); // (...)
-    const valid = t.ne(ignoreIndex); // (...) bool
-    const safe = where(valid, t, 0).reshape([...lead, 1]); // (..., 1), ignored positions read class 0
-    const lp = logits.logSoftmax(-1); // (..., C)
-    let loss = gather(lp, -1, safe).squeeze(-1).neg(); // (...) -lp[y]
-    if (eps > 0) loss = loss.mul(1 - eps).sub(lp.sum(-1).mul(eps / C)); // + eps * mean_c(-lp[c])
-    loss = where(valid, loss, 0);
-    if (reduction === 'none') return loss;
+    const t = reshape(cast(targets, 'int32'), [N]); // (N)
+    // (N) per-position losses, 0 where ignored
+    const loss = crossEntropyRows(reshape(logits, [N, C]), t, { ignoreIndex, labelSmoothing: eps });
+    if (reduction === 'none') return reshape(loss, lead); // (...)
     const total = loss.sum();
-    return reduction === 'sum' ? total : total.div(valid.sum().cast(logits.dtype));
+    return reduction === 'sum' ? total : total.div(t.ne(ignoreIndex).sum().cast(logits.dtype));
   });
 }
 

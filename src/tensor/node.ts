@@ -58,6 +58,8 @@ export class Node {
     readonly scalars: readonly (number | null)[],
     readonly outShape: readonly number[],
     readonly outDType: DType,
+    /** Auxiliary outputs of the op (row statistics), kept for its backward (SaveSpec.aux). */
+    readonly savedAux: readonly SavedTensor[] = [],
   ) {
     for (const e of next) if (e && 'node' in e) e.node.retain();
   }
@@ -80,6 +82,7 @@ export class Node {
     this.savedFreed = true;
     for (const s of this.savedInputs) s?.tensor.dispose();
     this.savedOutput?.tensor.dispose();
+    for (const s of this.savedAux) s.tensor.dispose();
   }
 
   /** Saved input `i`, checked for in-place modification. */
@@ -92,6 +95,19 @@ export class Node {
       );
     }
     if (!s) throw new Error(`internal: ${this.op} did not save input ${i}`);
+    return s.get();
+  }
+
+  /** Saved auxiliary output `i` (SaveSpec.aux). */
+  aux(i: number): Tensor {
+    const s = this.savedAux[i];
+    if (this.savedFreed) {
+      throw new AutogradError(
+        `backward of ${this.op}: the graph was already used by a backward pass and its saved tensors were freed; ` +
+          `pass { retainGraph: true } to the first backward() to run it twice`,
+      );
+    }
+    if (!s) throw new Error(`internal: ${this.op} did not save auxiliary output ${i}`);
     return s.get();
   }
 

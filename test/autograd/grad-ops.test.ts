@@ -6,17 +6,17 @@
 // in GRAD_RULES is exercised by no case, and each case checks that its ops really were recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GRAD_RULES, binary, cat, embedding, stack, where, type Tensor } from '../../src/index.js';
+import { F, GRAD_RULES, binary, cat, embedding, stack, where, type DType, type Tensor } from '../../src/index.js';
 import type { BinaryOp, OpCode, UnaryOp } from '../../src/ops/opcodes.js';
 import * as O from '../oracle/ops.js';
 import { assertClose } from '../helpers/assert.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, needsDTypes } from '../helpers/backends.js';
 import { testRng, type Rng } from '../helpers/random.js';
 import { awayFromZero, distinct, fromND, grid, indices, runGradCase, uniform, type GradCase } from './util.js';
 
 const cases: GradCase[] = [];
-const add = (name: string, ops: readonly OpCode[], setup: GradCase['setup']): void => {
-  cases.push({ name, ops, setup });
+const add = (name: string, ops: readonly OpCode[], setup: GradCase['setup'], needs?: readonly DType[]): void => {
+  cases.push({ name, ops, setup, ...(needs ? { needs } : {}) });
 };
 const x0 = (xs: Tensor[]): Tensor => xs[0]!;
 const x1 = (xs: Tensor[]): Tensor => xs[1]!;
@@ -127,25 +127,35 @@ add('maskedFill (where with a scalar branch)', ['where'], (rng) => {
     reference: (xs) => O.where(mask, -2, n0(xs)),
   };
 });
-add('cast float32 -> float16 -> float32 round trip', ['cast'], (rng) => ({
-  inputs: [uniform(rng, [3, 4], -2, 2)],
-  forward: (xs) => x0(xs).cast('float16').cast('float32'),
-  reference: (xs) => O.roundND(n0(xs), 'float16'),
-  forwardDType: 'float16',
-  // a cast is the identity in exact arithmetic; its rounding is piecewise constant and has no useful derivative
-  gradReference: n0,
-}));
-add('cast of a float16 leaf to float32 (gradient comes back as float16)', ['cast', 'mul'], (rng) => {
-  const w = uniform(rng, [3, 4]);
-  return {
+add(
+  'cast float32 -> float16 -> float32 round trip',
+  ['cast'],
+  (rng) => ({
     inputs: [uniform(rng, [3, 4], -2, 2)],
-    dtypes: ['float16'],
-    forward: (xs, device) => x0(xs).cast('float32').mul(fromND(w, device)),
-    reference: (xs) => O.mul(n0(xs), w),
-    rtol: 2e-3, // the float32 gradient is rounded once to float16 (2^-11 relative)
-    atol: 1e-3,
-  };
-});
+    forward: (xs) => x0(xs).cast('float16').cast('float32'),
+    reference: (xs) => O.roundND(n0(xs), 'float16'),
+    forwardDType: 'float16',
+    // a cast is the identity in exact arithmetic; its rounding is piecewise constant and has no useful derivative
+    gradReference: n0,
+  }),
+  ['float16'],
+);
+add(
+  'cast of a float16 leaf to float32 (gradient comes back as float16)',
+  ['cast', 'mul'],
+  (rng) => {
+    const w = uniform(rng, [3, 4]);
+    return {
+      inputs: [uniform(rng, [3, 4], -2, 2)],
+      dtypes: ['float16'],
+      forward: (xs, device) => x0(xs).cast('float32').mul(fromND(w, device)),
+      reference: (xs) => O.mul(n0(xs), w),
+      rtol: 2e-3, // the float32 gradient is rounded once to float16 (2^-11 relative)
+      atol: 1e-3,
+    };
+  },
+  ['float16'],
+);
 add('copy (clone)', ['copy'], (rng) => ({
   inputs: [uniform(rng, [3, 4])],
   forward: (xs) => x0(xs).clone().mul(x0(xs)),
@@ -484,6 +494,46 @@ add('triu/tril of a batched [2, 3, 3]', ['where'], (rng) => ({
   reference: (xs) => O.mul(O.tril(n0(xs)), O.add(O.triu(n0(xs), 1), 1)),
 }));
 
+// ---------------------------------------------------------------- fused row ops (F.crossEntropy, F.layerNorm)
+for (const [label, shape, eps, reduction, transposed] of [
+  ['mean, smoothing 0.1, [5, 4]', [5, 4], 0.1, 'mean', false],
+  ['sum, no smoothing, [2, 3, 6]', [2, 3, 6], 0, 'sum', false],
+  ['none, smoothing 0.3, logits a transposed view [4, 3]^T', [4, 3], 0.3, 'none', true],
+] as [string, number[], number, 'mean' | 'sum' | 'none', boolean][]) {
+  add(`crossEntropy ${label} with an ignored position`, ['crossEntropyRows'], (rng) => {
+    const lshape = transposed ? [...shape].reverse() : shape; // the logits as the model sees them
+    const C = lshape[lshape.length - 1]!;
+    const idx = indices(rng, lshape.slice(0, -1), C);
+    idx.data[0] = -100;
+    return {
+      inputs: [uniform(rng, shape, -3, 3)],
+      forward: (xs, device) => {
+        const z = transposed ? x0(xs).transpose() : x0(xs);
+        return F.crossEntropy(z, fromND(idx, device, { dtype: 'int32' }), { labelSmoothing: eps, reduction });
+      },
+      reference: (xs) => {
+        const z = transposed ? O.transpose(n0(xs)) : n0(xs);
+        return O.crossEntropy(z, idx, { labelSmoothing: eps, reduction });
+      },
+    };
+  });
+}
+add('layerNorm over [5] with weight and bias of [3, 5]', ['layerNorm'], (rng) => ({
+  inputs: [uniform(rng, [3, 5], -2, 2), uniform(rng, [5], 0.5, 1.5), uniform(rng, [5])],
+  forward: (xs) => F.layerNorm(x0(xs), 5, x1(xs), xs[2]),
+  reference: (xs) => O.layerNorm(n0(xs), 1, { weight: n1(xs), bias: xs[2]! }),
+}));
+add('layerNorm over [3, 4] of [2, 3, 4] without affine, eps 1e-3', ['layerNorm'], (rng) => ({
+  inputs: [uniform(rng, [2, 3, 4], -2, 2)],
+  forward: (xs) => F.layerNorm(x0(xs), [3, 4], null, null, 1e-3),
+  reference: (xs) => O.layerNorm(n0(xs), [3, 4], { eps: 1e-3 }),
+}));
+add('layerNorm of a transposed view [6, 4]^T with weight only', ['layerNorm', 'permute'], (rng) => ({
+  inputs: [uniform(rng, [6, 4], -2, 2), uniform(rng, [6], 0.5, 1.5)],
+  forward: (xs) => F.layerNorm(x0(xs).transpose(), 6, x1(xs)),
+  reference: (xs) => O.layerNorm(O.transpose(n0(xs)), 1, { weight: n1(xs) }),
+}));
+
 // ---------------------------------------------------------------- a composite (linear -> gelu -> log-softmax -> picked loss)
 add(
   'composite: linear + gelu + logSoftmax + gather + mean',
@@ -510,7 +560,7 @@ add(
 // ---------------------------------------------------------------- tests
 forEachBackend((device) => {
   for (const c of cases) {
-    test(`gradient: ${c.name}`, async (t) => {
+    test(`gradient: ${c.name}`, needsDTypes(device, c.needs ?? []), async (t) => {
       await runGradCase(device, c, testRng(`grad-ops ${c.name}`, t));
     });
   }
