@@ -28,7 +28,10 @@ export function createNodeGPU(backend: string): GPU {
   }
   let gpu: GPU;
   try {
-    gpu = create(backend === '' ? [] : [`backend=${backend}`]);
+    // Dawn rounds timestamps to 65.5 µs by default (a fingerprinting guard meant for browsers); the
+    // profiler needs real resolution
+    const toggles = ['disable-dawn-features=timestamp_quantization'];
+    gpu = create(backend === '' ? toggles : [`backend=${backend}`, ...toggles]);
   } catch (e) {
     throw new Error(`WebGPU: cannot start Dawn${backend ? ` backend '${backend}'` : ''}: ${(e as Error).message}`);
   }
