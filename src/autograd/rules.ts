@@ -7,10 +7,13 @@ import {
   Tensor,
   binary,
   cast,
+  crossEntropyRowsBackward,
   expand,
   gather,
   indexAdd,
   indexSelect,
+  layerNormBackward,
+  layerNormParamsBackward,
   matmul,
   permute,
   reshape,
@@ -187,6 +190,21 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
     const { axis } = node.attrs as AttrMap['logSoftmax'];
     return [binary('sub', grad, mul(unary('exp', node.output()), sum(grad, axis, true)))];
   },
+  // the fused row ops: their backward kernels reuse the row statistics the forward saved (node.aux)
+  crossEntropyRows: ({ node, grad }) => [
+    crossEntropyRowsBackward(node.input(0), node.input(1), node.aux(0), grad, node.attrs as AttrMap['crossEntropyRows']),
+    null,
+  ],
+  layerNorm: (ctx) => {
+    const { node, grad } = ctx;
+    const x = node.input(0); // (rows, D)
+    const stats = node.aux(0); // (rows, 2): mean, rstd
+    const gx = ctx.needs(0) ? layerNormBackward(x, operand(node, 1), stats, grad) : null;
+    if (!ctx.needs(1) && !ctx.needs(2)) return [gx, null, null];
+    const p = layerNormParamsBackward(x, stats, grad); // (2, D): weight grad, bias grad
+    const row = (i: number) => reshape(slice(p, 0, i, i + 1), [p.shape[1]!]); // views
+    return [gx, ctx.needs(1) ? row(0) : null, ctx.needs(2) ? row(1) : null];
+  },
   gather: ({ node, grad }) => {
     const { dim } = node.attrs as AttrMap['gather'];
     return [scatterAdd(zeros(inShape(node, 0), { dtype: grad.dtype, device: grad.device }), dim, node.input(1), grad), null];
@@ -226,6 +244,9 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
   sign: null, floor: null, ceil: null, round: null, logicalNot: null, eq: null, ne: null, lt: null, le: null,
   gt: null, ge: null, logicalAnd: null, logicalOr: null, geluGrad: null, argmax: null, argmin: null,
   fill: null, arange: null, randUniform: null, randNormal: null,
+  adamw: null, // an in-place optimizer update, never recorded
+  // backward-only kernels; backward runs without recording, so double backward is not supported
+  crossEntropyRowsBackward: null, layerNormBackward: null, layerNormParamsBackward: null,
 }; // prettier-ignore
 
 /** maximum/minimum: the gradient goes to the winning operand, split in half on ties (as PyTorch). */

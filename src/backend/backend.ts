@@ -61,6 +61,41 @@ export interface BackendStats {
   compiles: number;
 }
 
+/** Where a kernel profile's times come from. */
+export type ProfileTiming =
+  /** GPU timestamps around each dispatch (WebGPU with 'timestamp-query'). */
+  | 'gpu-timestamps'
+  /** Host wall time of each kernel, which is its execution time (CPU kernels run synchronously). */
+  | 'host-wall'
+  /** Host time to record each kernel's dispatches, not their execution (WebGPU without timestamps). */
+  | 'host-record';
+
+/** One kernel's profile, aggregated over the profiled work. */
+export interface KernelTiming {
+  /** Kernel name: the op name, plus its specialization where the backend has several (WebGPU programs). */
+  readonly name: string;
+  /** Times it ran: run() calls on the CPU, dispatches on WebGPU. */
+  readonly count: number;
+  /** Host milliseconds spent in run() for it (see ProfileTiming for what that covers). */
+  readonly hostMs: number;
+  /** Device milliseconds from GPU timestamps; null when there are none. */
+  readonly deviceMs: number | null;
+}
+
+/** What a backend's per-kernel profiling collected. */
+export interface KernelProfile {
+  readonly timing: ProfileTiming;
+  /** What the times mean, in words (and why there are no GPU timestamps when there are none). */
+  readonly note: string;
+  /** One row per kernel name, in no particular order. */
+  readonly kernels: readonly KernelTiming[];
+  /**
+   * Host milliseconds spent submitting command buffers (0 on the CPU), kept out of the kernel rows. A
+   * software adapter may run the submitted work inside submit, so there it holds most of the GPU time.
+   */
+  readonly submitMs: number;
+}
+
 /** The interface every backend implements. */
 export interface Backend {
   readonly name: DeviceName;
@@ -80,17 +115,43 @@ export interface Backend {
    */
   read(buf: DeviceBuffer, dtype: DType, offset: number, count: number): Promise<TypedArray>;
   /** Compiles/caches whatever `run` with the same signature needs, so `run` never compiles. */
-  prepare<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void;
+  prepare<K extends KernelOp>(
+    op: K,
+    inputs: readonly Operand[],
+    output: TensorSpec,
+    attrs: Attrs<K>,
+    aux?: readonly TensorSpec[],
+  ): void;
   /**
    * Enqueues op `op` writing `output` (contiguous unless op is elementwise or copy). `indexAdd` may
    * be called with `output` identical to input 0 (same buffer, offset and contiguous layout): it then
-   * accumulates in place (how embedding gradients avoid a dense temporary).
+   * accumulates in place (how embedding gradients avoid a dense temporary). `aux` are the auxiliary
+   * outputs of ops that have them (SAVES[op].aux: crossEntropyRows, layerNorm), contiguous and fully
+   * written like `output`; kernels see them appended to `inputs`. `adamw` updates `output` (the
+   * parameter) in place and also writes its moment inputs (all but input 0, the gradient); its operands
+   * are contiguous float32 segments of equal length in distinct buffers.
    */
-  run<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void;
+  run<K extends KernelOp>(
+    op: K,
+    inputs: readonly Operand[],
+    output: TensorSpec,
+    attrs: Attrs<K>,
+    aux?: readonly TensorSpec[],
+  ): void;
   /** Resolves when all enqueued work has finished. */
   sync(): Promise<void>;
   /** Current counters. */
   stats(): BackendStats;
+  /**
+   * Turns per-kernel profiling on (clearing what was collected) or off (keeping it for takeProfile).
+   * Off by default; when off it costs a branch per run() and changes no dispatch, submit or buffer.
+   */
+  setProfiling(on: boolean): void;
+  /**
+   * Waits for the enqueued work, then returns the per-kernel records collected since profiling was
+   * turned on or since the last call, and clears them (empty when profiling never ran).
+   */
+  takeProfile(): Promise<KernelProfile>;
 }
 
 const registry = new Map<DeviceName, Backend>();

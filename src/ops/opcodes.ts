@@ -1,5 +1,6 @@
 // The closed list of primitive ops: the contract between the tensor frontend and the backends.
-// Composite ops (mean, var, layerNorm, crossEntropy, attention, optimizers) are built from these.
+// Composite ops (mean, var, attention, optimizers) are built from these; layerNorm and cross-entropy
+// have fused row kernels (a forward op and backward ops) because a benchmark showed they pay.
 // Every per-op table elsewhere is a mapped type over these unions, so a missing entry fails to compile.
 import type { DType } from '../core/dtype.js';
 
@@ -42,7 +43,17 @@ export type KernelOp =
   | 'fill'
   | 'arange'
   | 'randUniform'
-  | 'randNormal';
+  | 'randNormal'
+  // one Adam/AdamW step over flat float32 buffers, IN PLACE: inputs (grad, expAvg, expAvgSq[, maxExpAvgSq]),
+  // output the parameter; the kernel also writes the moment inputs (WebGPU binds them read_write). All
+  // operands are contiguous, of equal length, in distinct buffers. See tensor/optimstep.ts.
+  | 'adamw'
+  // fused row kernels (see tensor/fused.ts); the forward ops write an auxiliary output saved for backward
+  | 'crossEntropyRows' // (logits (N, C), int32 targets (N)) -> per-row loss (N); aux: row logsumexp (N) f32
+  | 'crossEntropyRowsBackward' // (logits, targets, lse, per-row grad) -> dlogits (N, C) in one pass
+  | 'layerNorm' // (x (rows, D), weight (D) or 1, bias (D) or 0) -> y; aux: per-row [mean, rstd] (rows, 2) f32
+  | 'layerNormBackward' // (x, weight or 1, stats, gy) -> gx (rows, D)
+  | 'layerNormParamsBackward'; // (x, stats, gy) -> (2, D): [sum_r gy * xhat; sum_r gy]
 
 /** Ops that only re-describe storage (shape/strides/offset) and run no kernel. */
 export type ViewOp = 'reshape' | 'permute' | 'slice' | 'expand';
@@ -69,10 +80,39 @@ export interface AttrMap {
   /** Threefry key words and draw counter; see core/random.ts. */
   randUniform: { key0: number; key1: number; counter: number; low: number; high: number };
   randNormal: { key0: number; key1: number; counter: number; mean: number; std: number };
+  adamw: AdamWAttrs;
+  crossEntropyRows: CrossEntropyAttrs;
+  crossEntropyRowsBackward: CrossEntropyAttrs;
+  layerNorm: { eps: number };
+  layerNormBackward: Record<string, never>;
+  layerNormParamsBackward: Record<string, never>;
   reshape: { shape: number[] };
   permute: { dims: number[] };
   slice: { axis: number; start: number; end: number; step: number };
   expand: { shape: number[] };
+}
+
+/** Attributes of the fused cross-entropy ops: targets equal to `ignoreIndex` give 0; smoothing in [0, 1]. */
+export interface CrossEntropyAttrs {
+  ignoreIndex: number;
+  labelSmoothing: number;
+}
+
+/**
+ * Attributes of `adamw`: torch.optim.Adam/AdamW's hyperparameters and the 1-based step count `step`
+ * (bias corrections 1 - beta^step are computed from it by the kernels). `decoupled` selects AdamW's
+ * decay θ·(1 - lr·λ) over Adam's L2 term λ·θ added to the gradient; `amsgrad` adds the 4th input.
+ */
+export interface AdamWAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  maximize: boolean;
+  amsgrad: boolean;
+  step: number;
 }
 
 /** The attribute type of op K. */

@@ -1,11 +1,17 @@
-// What each op keeps for its backward pass: which inputs and whether its output. The autograd engine
-// saves exactly these (each as its own storage reference), so memory held by the graph is minimal.
+// What each op keeps for its backward pass: which inputs, whether its output and its auxiliary outputs.
+// The autograd engine saves exactly these (each as its own storage reference), so memory held by the
+// graph is minimal.
 import type { OpCode } from './opcodes.js';
 
 /** What an op's gradient rule needs from the forward pass; `null` marks a non-differentiable op. */
 export interface SaveSpec {
   readonly inputs: readonly number[];
   readonly output: boolean;
+  /**
+   * The op writes auxiliary outputs (RunOptions.aux in tensor/engine.ts: row statistics its backward
+   * reuses instead of recomputing) and the graph keeps them; they are never returned to the user.
+   */
+  readonly aux?: boolean;
 }
 
 const none: SaveSpec = { inputs: [], output: false };
@@ -25,5 +31,9 @@ export const SAVES: Readonly<Record<OpCode, SaveSpec | null>> = {
   softmax: y, logSoftmax: y, gather: { inputs: [1], output: false }, scatterAdd: { inputs: [1], output: false },
   indexSelect: { inputs: [1], output: false }, indexAdd: { inputs: [1], output: false }, concat: none,
   fill: null, arange: null, randUniform: null, randNormal: null,
+  adamw: null, // an in-place optimizer update, never recorded
+  crossEntropyRows: { inputs: [0, 1], output: false, aux: true }, layerNorm: { inputs: [0, 1], output: false, aux: true },
+  // backward-only kernels: their results carry no graph (double backward is not supported)
+  crossEntropyRowsBackward: null, layerNormBackward: null, layerNormParamsBackward: null,
   reshape: none, permute: none, slice: none, expand: none,
 }; // prettier-ignore

@@ -16,11 +16,14 @@ import { Tensor } from './tensor.js';
 /** An op input: a tensor, or a JS number for elementwise ops. */
 export type Input = Tensor | number;
 
-/** Allocates a contiguous, uninitialized-by-contract (zero on every backend) tensor. */
-export function allocTensor(backend: Backend, shape: readonly number[], dtype: DType): Tensor {
+/**
+ * Allocates a contiguous, uninitialized-by-contract (zero on every backend) tensor. A dtype the backend
+ * cannot hold is refused with an OpError naming `op` (the function that asked for the tensor).
+ */
+export function allocTensor(backend: Backend, shape: readonly number[], dtype: DType, op = 'alloc'): Tensor {
   if (!backend.caps.dtypes.includes(dtype)) {
     throw new OpError(
-      'alloc',
+      op,
       `dtype ${dtype} is not supported on ${backend.name} (supported: ${backend.caps.dtypes.join(', ')})`,
     );
   }
@@ -56,6 +59,11 @@ export interface RunOptions {
   scalarDType?: DType;
   /** Device for ops without tensor inputs. */
   device?: DeviceLike;
+  /**
+   * Auxiliary outputs the kernel also writes (ops with SAVES[op].aux): allocated here, passed to the
+   * backend after the output, kept by the graph for the op's backward and otherwise freed at once.
+   */
+  aux?: readonly { readonly shape: readonly number[]; readonly dtype: DType }[];
 }
 
 /**
@@ -82,8 +90,17 @@ export function runKernel<K extends KernelOp>(
     return opts.broadcast ? broadcastSpec(x, shape) : x.spec();
   });
   const out = allocTensor(backend, shape, dtype);
-  if (out.size > 0) backend.run(op, specs, out.spec(), attrs);
-  record(op, inputs, attrs, out);
+  const aux = (opts.aux ?? []).map((a) => allocTensor(backend, a.shape, a.dtype));
+  if (out.size > 0)
+    backend.run(
+      op,
+      specs,
+      out.spec(),
+      attrs,
+      aux.map((a) => a.spec()),
+    );
+  record(op, inputs, attrs, out, aux);
+  for (const a of aux) a.dispose(); // the graph holds its own references to what it saved
   return out;
 }
 
@@ -104,7 +121,7 @@ export function makeView<K extends ViewOp>(
 }
 
 /** @internal Records `out = op(inputs)` in the autograd graph when needed. */
-function record(op: OpCode, inputs: readonly Input[], attrs: unknown, out: Tensor): void {
+function record(op: OpCode, inputs: readonly Input[], attrs: unknown, out: Tensor, aux: readonly Tensor[] = []): void {
   const save = SAVES[op];
   // integer and bool results carry no gradient (as in PyTorch), whatever op produced them
   if (save === null || !isGradEnabled() || !isFloat(out.dtype)) return;
@@ -124,8 +141,9 @@ function record(op: OpCode, inputs: readonly Input[], attrs: unknown, out: Tenso
     saved.push(save.inputs.includes(i) ? saveTensor(x, op) : null);
   });
   const savedOut = save.output ? saveTensor(out, op) : null;
+  const savedAux = save.aux ? aux.map((a) => saveTensor(a, op)) : [];
   const scalars = inputs.map((x) => (typeof x === 'number' ? x : null));
-  out.setGradFn(new Node(op, attrs, next, metas, saved, savedOut, scalars, out.shape, out.dtype));
+  out.setGradFn(new Node(op, attrs, next, metas, saved, savedOut, scalars, out.shape, out.dtype, savedAux));
 }
 
 /** A new handle on `t`'s storage, owned by the graph (not by any tidy scope). */

@@ -161,7 +161,12 @@ export function tril(x: Tensor, k = 0): Tensor {
   );
 }
 
-/** One-hot encoding of integer ids: output (...ids.shape, numClasses) of `dtype` (default float32). */
+/**
+ * One-hot encoding of integer ids: output (...ids.shape, numClasses) of `dtype` (default float32). An id
+ * outside [0, numClasses) is refused by the scatterAdd it is built on: a backend that checks while the
+ * op runs (cpu) throws here, renamed to oneHot; one that checks on the device (webgpu) cannot, and the
+ * next read throws the scatterAdd's error (same value, position and range).
+ */
 export function oneHot(ids: Tensor, numClasses: number, dtype: DType = 'float32'): Tensor {
   checkIndex('oneHot', ids);
   if (!Number.isInteger(numClasses) || numClasses <= 0)

@@ -11,10 +11,11 @@ import {
   type BackendCaps,
   type BackendStats,
   type DeviceBuffer,
+  type KernelProfile,
   type Operand,
   type TensorSpec,
 } from '../backend.js';
-import { DeviceChecks } from './checks.js';
+import { CHECK_BYTES, DeviceChecks } from './checks.js';
 import { acquireDevice, type AcquireOptions, type AdapterSummary, type GpuDevice } from './device.js';
 import type { Dispatch, KernelContext, WebGPUKernel } from './kernel.js';
 import { KERNELS } from './kernels/index.js';
@@ -78,7 +79,7 @@ export class WebGPUBackend implements Backend {
         this.scratch.push(b);
         return b;
       },
-      checks: { buffer: checks.buffer, code: (op, message) => checks.code(op, message) },
+      checks: { buffer: checks.buffer, code: (op, message, format) => checks.code(op, message, format) },
     };
   }
 
@@ -159,8 +160,15 @@ export class WebGPUBackend implements Backend {
   }
 
   /** Compiles the pipelines `run` would use for this signature (warmup; records nothing). */
-  prepare<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void {
+  prepare<K extends KernelOp>(
+    op: K,
+    inputs: readonly Operand[],
+    output: TensorSpec,
+    attrs: Attrs<K>,
+    aux: readonly TensorSpec[] = [],
+  ): void {
     this.gpu.check();
+    if (aux.length > 0) inputs = [...inputs, ...aux]; // auxiliary outputs follow the inputs (see Backend.run)
     this.checkOperands(op, inputs, output);
     try {
       this.runtime.prepare(this.dispatches(op, inputs, output, attrs));
@@ -170,14 +178,27 @@ export class WebGPUBackend implements Backend {
   }
 
   /** Records op `op`'s dispatches into the open batch. */
-  run<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void {
+  run<K extends KernelOp>(
+    op: K,
+    inputs: readonly Operand[],
+    output: TensorSpec,
+    attrs: Attrs<K>,
+    aux: readonly TensorSpec[] = [],
+  ): void {
     this.gpu.check();
+    const t0 = this.runtime.profiler.active ? performance.now() : 0;
     this.checkOperands(op, inputs, output);
     for (const x of inputs) {
       if (isScalar(x)) continue;
       const b = asGpuBuffer(x.buffer, `webgpu ${op}`);
       if (b.needsZero) this.runtime.zero(b);
     }
+    // auxiliary outputs are fresh contiguous tensors the kernel writes whole; it sees them after the inputs
+    for (const a of aux) {
+      this.checkDType(a.dtype, op);
+      asGpuBuffer(a.buffer, `webgpu ${op}`).needsZero = false;
+    }
+    if (aux.length > 0) inputs = [...inputs, ...aux];
     const ob = asGpuBuffer(output.buffer, `webgpu ${op}`);
     const eb = WEBGPU_ELEMENT_BYTES[output.dtype];
     const whole =
@@ -189,6 +210,7 @@ export class WebGPUBackend implements Backend {
       this.releaseScratch();
     }
     ob.needsZero = false; // fully written by the op (or zeroed above)
+    if (this.runtime.profiler.active) this.runtime.profiler.opDone(performance.now() - t0);
   }
 
   /** Submits the open batch and resolves when the device has finished all work (throws recorded errors). */
@@ -207,6 +229,22 @@ export class WebGPUBackend implements Backend {
   /** Current counters. */
   stats(): BackendStats {
     return { ...this.counters };
+  }
+
+  /** Starts (clearing earlier records) or stops per-kernel profiling; GPU-timed where timestamp-query exists. */
+  setProfiling(on: boolean): void {
+    this.runtime.profiler.set(on);
+  }
+
+  /** Submits enqueued work, reads back the timestamps, and returns and clears the per-kernel records. */
+  async takeProfile(): Promise<KernelProfile> {
+    this.gpu.check();
+    const p = this.runtime.profiler;
+    if (p.unread) p.resolve(this.runtime.copyEncoder());
+    this.runtime.flush();
+    const profile = await p.take();
+    await this.gpu.settle();
+    return profile;
   }
 
   /** Pool statistics (hits, misses, bytes held for reuse). */
@@ -238,13 +276,13 @@ export class WebGPUBackend implements Backend {
     consume: (bytes: ArrayBuffer) => void,
   ): Promise<Uint32Array | null> {
     const armed = this.checks.armed;
-    const total = size + (armed ? 8 : 0);
+    const total = size + (armed ? CHECK_BYTES : 0);
     const staging = this.pool.acquireStaging(total);
     const enc = this.runtime.copyEncoder();
     if (src && size > 0) enc.copyBufferToBuffer(src, offset, staging, 0, size);
     if (armed) {
-      enc.copyBufferToBuffer(this.checks.buffer.gpu, 0, staging, size, 8);
-      enc.clearBuffer(this.checks.buffer.gpu, 0, 8);
+      enc.copyBufferToBuffer(this.checks.buffer.gpu, 0, staging, size, CHECK_BYTES);
+      enc.clearBuffer(this.checks.buffer.gpu, 0, CHECK_BYTES);
       this.checks.armed = false;
     }
     this.runtime.flush();
@@ -258,7 +296,7 @@ export class WebGPUBackend implements Backend {
     try {
       const bytes = staging.getMappedRange(0, total);
       consume(bytes);
-      if (armed) words = new Uint32Array(bytes, size, 2).slice();
+      if (armed) words = new Uint32Array(bytes, size, CHECK_BYTES / 4).slice();
     } finally {
       staging.unmap();
       this.pool.releaseStaging(staging);

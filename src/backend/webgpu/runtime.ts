@@ -6,6 +6,7 @@ import type { BackendStats } from '../backend.js';
 import type { Dispatch, WgslProgram } from './kernel.js';
 import type { GpuDevice } from './device.js';
 import { asGpuBuffer, type GpuBuffer } from './pool.js';
+import { GpuProfiler } from './profile.js';
 
 /** Dispatches per submitted command buffer (bounds latency and the uniform arena's size). */
 export const MAX_BATCH = 128;
@@ -46,6 +47,8 @@ export class Runtime {
   private readonly dev: GpuDevice;
   private readonly device: GPUDevice;
   private readonly counters: BackendStats;
+  /** Per-kernel profiling (off by default: then one flag test per dispatch). */
+  readonly profiler: GpuProfiler;
   private readonly pipelines = new Map<string, PipelineEntry>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
@@ -66,6 +69,7 @@ export class Runtime {
     this.dev = dev;
     this.device = dev.device;
     this.counters = counters;
+    this.profiler = new GpuProfiler(dev);
     this.align = Math.max(16, dev.limits.minUniformBufferOffsetAlignment);
     this.arena = dev.createBuffer(ARENA_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'uniform arena');
   }
@@ -120,7 +124,8 @@ export class Runtime {
     const bufs = d.buffers.map((b) => asGpuBuffer(b.buffer, `webgpu kernel '${d.program.key}'`));
     checkAliasing(d, bufs);
     const bg = this.bindGroup(entry, bufs, ubytes);
-    const pass = this.openPass();
+    const timed = this.profiler.active && this.profiler.timestamps;
+    const pass = timed ? this.openTimedPass(d.program.key) : this.openPass();
     if (entry.pipeline !== this.lastPipeline) {
       pass.setPipeline(entry.pipeline);
       this.lastPipeline = entry.pipeline;
@@ -134,9 +139,11 @@ export class Runtime {
       pass.setBindGroup(0, bg);
     }
     pass.dispatchWorkgroups(x, y, z);
+    if (timed) this.endPass();
     for (const b of bufs) b.batch = this.serial;
     this.batchDispatches++;
     this.counters.dispatches++;
+    if (this.profiler.active) this.profiler.dispatched(d.program.key);
     this.dirty = true;
   }
 
@@ -150,6 +157,7 @@ export class Runtime {
   /** Submits the open batch (no-op when nothing was recorded). Uniforms go up in one writeBuffer first. */
   flush(): void {
     if (!this.dirty) return;
+    const t0 = this.profiler.active ? performance.now() : 0;
     this.dev.check();
     this.endPass();
     const enc = this.encoder!;
@@ -164,6 +172,7 @@ export class Runtime {
       },
     );
     this.counters.submits++;
+    if (this.profiler.active) this.profiler.submitted(performance.now() - t0);
     this.arenaUsed = 0;
     this.batchDispatches = 0;
     this.dirty = false;
@@ -189,6 +198,15 @@ export class Runtime {
   /** Drops cached bind groups (after pooled buffers were destroyed). */
   clearBindGroups(): void {
     this.bindGroups.clear();
+  }
+
+  /** A new compute pass whose timestamps time the one dispatch of `key` recorded into it (profiling). */
+  private openTimedPass(key: string): GPUComputePassEncoder {
+    this.endPass();
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass = this.encoder.beginComputePass(this.profiler.timedPass(key));
+    this.lastPipeline = null;
+    return this.pass;
   }
 
   private openPass(): GPUComputePassEncoder {

@@ -1,10 +1,13 @@
 // The WebGPU kernel table: every KernelOp's kernel, gathered from the kernel files (typed over every
 // op, so a missing kernel fails to compile).
 import type { WebGPUKernelTable } from '../kernel.js';
+import { adamwKernels } from './adamw.js';
 import { concatKernels } from './concat.js';
+import { crossEntropyKernels } from './crossentropy.js';
 import { arange, fill, randNormal, randUniform } from './creation.js';
 import { binaryKernel as bin, cast, copy, unaryKernel as un, where } from './elementwise.js';
 import { indexingKernels } from './indexing.js';
+import { layerNormKernels } from './layernorm.js';
 import { matmulKernels } from './matmul.js';
 import { reduceKernels } from './reduce.js';
 import { softmaxKernels } from './softmax.js';
@@ -24,4 +27,7 @@ export const KERNELS: WebGPUKernelTable = {
   ...softmaxKernels,
   ...indexingKernels,
   ...concatKernels,
+  ...crossEntropyKernels,
+  ...layerNormKernels,
+  ...adamwKernels,
 }; // prettier-ignore
