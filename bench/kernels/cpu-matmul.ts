@@ -1,11 +1,13 @@
-// Playground for the CPU backend's float32 matmul: plain-JS references against the backend kernel
-// (contiguous and transposed-B operands), with a correctness check and GFLOP/s per size.
+// Playground for the CPU backend's float32 matmul: plain-JS references against the backend's JS kernels,
+// its WASM SIMD kernel on one thread and on the worker pool (contiguous and transposed-B operands), with a
+// correctness check and GFLOP/s per size (wall and per CPU-second: on a shared machine they differ).
 // Run: node --import tsx bench/kernels/cpu-matmul.ts [--quick]
 import process from 'node:process';
-import { createCpuBackend, view } from '../../src/backend/cpu/index.js';
+import { cpuThreadsReady, createCpuBackend, setCpuKernelOptions, view } from '../../src/backend/cpu/index.js';
 import type { TensorSpec } from '../../src/backend/backend.js';
 
 const be = createCpuBackend();
+await cpuThreadsReady();
 
 /** v0: textbook i-j-k dot products (the correctness reference; doubles, one rounding per output). */
 function v0Naive(m: number, k: number, n: number, a: Float32Array, b: Float32Array, c: Float32Array): void {
@@ -94,12 +96,20 @@ for (const [m, k, n] of sizes) {
   const BT = tensor([k, n], [1, k], bt);
   const C = tensor([m, n], [n, 1]);
   const cView = view(C.buffer, 'float32');
-  for (const [name, bSpec] of [
-    ['cpu backend', B],
-    ['cpu backend, B transposed', BT],
+  for (const [kernels, opts] of [
+    ['JS', { wasm: false }],
+    ['WASM', { wasm: true, threads: false }],
+    ['WASM threads', { wasm: true, threads: true }],
   ] as const) {
-    const [w, c] = time(flops, () => be.run('matmul', [A, bSpec], C, {}), minMs);
-    rows.push([label, name, w.toFixed(2), c.toFixed(2), err(cView).toExponential(1)]);
+    setCpuKernelOptions(opts);
+    for (const [name, bSpec] of [
+      ['', B],
+      [', B transposed', BT],
+    ] as const) {
+      if (kernels === 'JS' && m * n * k > 512 ** 3) continue;
+      const [w, c] = time(flops, () => be.run('matmul', [A, bSpec], C, {}), minMs);
+      rows.push([label, `backend ${kernels}${name}`, w.toFixed(2), c.toFixed(2), err(cView).toExponential(1)]);
+    }
   }
   for (const t of [A, B, BT, C]) be.free(t.buffer);
 }

@@ -2,12 +2,15 @@
 import { TensorloomError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
 import { getBackend, initWebGPU } from '../tensor/index.js';
+import { benchCommand } from './bench.js';
+import { profileCommand } from './profile.js';
 import { trainCommand } from './train.js';
 
 const USAGE = `Usage: loom <command> [options]
 
 Commands:
   train    train a small GPT on generated stories (the default job; loom train --help)
+  profile  profile training steps of that GPT: top kernels, phases, counters (loom profile --help)
   info     show the devices tensorloom can use
 
 Run 'loom <command> --help' for a command's options.
@@ -39,6 +42,10 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
     switch (cmd) {
       case 'train':
         return await trainCommand(rest, out);
+      case 'bench':
+        return await benchCommand(rest, out);
+      case 'profile':
+        return await profileCommand(rest, out);
       case 'info':
         return await info(out);
       case undefined:

@@ -1,5 +1,6 @@
-// The CPU backend: memory in ArrayBuffers, kernels in plain TypeScript, dispatched through one table
-// typed over every KernelOp (a missing kernel is a compile error). Work runs synchronously in run().
+// The CPU backend: memory in ArrayBuffers, kernels in TypeScript (matmul in WebAssembly SIMD, threaded
+// when large), dispatched through one table typed over every KernelOp (a missing kernel is a compile
+// error). Work runs synchronously in run(). Loading this module compiles the WASM kernels first.
 import { BYTES_PER_ELEMENT, DTYPES, makeTypedArray, type DType, type TypedArray } from '../../core/dtype.js';
 import type { Attrs, KernelOp } from '../../ops/opcodes.js';
 import {
@@ -8,18 +9,36 @@ import {
   type BackendCaps,
   type BackendStats,
   type DeviceBuffer,
+  type KernelProfile,
   type Operand,
   type TensorSpec,
 } from '../backend.js';
-import { CpuBuffer, asCpuBuffer } from './buffer.js';
+import { KernelTally } from '../profiling.js';
+import { adamw } from './adamw.js';
+import { CpuBuffer, StoragePool, asCpuBuffer } from './buffer.js';
 import { binary, cast, copy, unary, where } from './elementwise.js';
 import { gather, indexAdd, indexSelect, scatterAdd } from './indexing.js';
 import { matmul } from './matmul.js';
 import { arange, concat, fill, randNormal, randUniform } from './misc.js';
 import { reduce } from './reduce.js';
 import { softmax } from './softmax.js';
+import { crossEntropyRows, crossEntropyRowsBackward } from './crossentropy.js';
+import { layerNorm, layerNormBackward, layerNormParamsBackward } from './layernorm.js';
+import { cpuKernelInfo, initWasmKernels } from './wasmgemm.js';
 
 export { CpuBuffer, view } from './buffer.js';
+export { cpuKernelCounters, type CpuKernelCounters } from './counters.js';
+export {
+  cpuKernelInfo,
+  cpuThreadsReady,
+  setCpuKernelOptions,
+  type CpuKernelInfo,
+  type CpuKernelOptions,
+} from './wasmgemm.js';
+
+// Top-level await: the WASM kernels (and, in Node, the relaxed-SIMD switch) are ready before any kernel
+// runs, so which path a matmul takes never depends on timing. It never throws; see cpuKernelInfo().
+await initWasmKernels();
 
 /** A CPU kernel: reads `inputs`, writes `out`; `op` lets one function serve a whole op family. */
 export type CpuKernel<K extends KernelOp> = (
@@ -66,30 +85,57 @@ const KERNELS: { [K in KernelOp]: CpuKernel<K> } = {
   arange: (_i, o, a) => arange(o, a.start, a.step),
   randUniform: (_i, o, a) => randUniform(o, a),
   randNormal: (_i, o, a) => randNormal(o, a),
+  crossEntropyRows: (i, o, a) => crossEntropyRows(i, o, a),
+  crossEntropyRowsBackward: (i, o, a) => crossEntropyRowsBackward(i, o, a),
+  layerNorm: (i, o, a) => layerNorm(i, o, a.eps),
+  layerNormBackward: (i, o) => layerNormBackward(i, o),
+  layerNormParamsBackward: (i, o) => layerNormParamsBackward(i, o),
+  adamw: (i, o, a) => adamw(i, o, a),
 }; // prettier-ignore
 
-/** The CPU backend (single-threaded JavaScript; every dtype). */
+/** Most bytes of freed storage the backend keeps for reuse. */
+const POOL_MAX_IDLE_BYTES = 1 << 30;
+
+/** What the CPU backend runs on, in words: the WASM variant and thread count. */
+function describe(): string {
+  const k = cpuKernelInfo();
+  const wasm = k.wasm ? `WebAssembly ${k.wasm === 'relaxed-simd' ? 'relaxed SIMD (FMA)' : 'SIMD'} matmul` : 'no WASM';
+  return `CPU (JavaScript; ${wasm}; ${k.threads} thread${k.threads === 1 ? '' : 's'})`;
+}
+
+/** The CPU backend (JavaScript, with a WebAssembly SIMD matmul; every dtype). */
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   readonly caps: BackendCaps = {
     dtypes: DTYPES,
-    description: 'CPU (JavaScript)',
+    description: describe(),
     software: false,
     elementBytes: BYTES_PER_ELEMENT,
   };
   private readonly counters: BackendStats = emptyStats();
+  /** Per-op wall times while profiling is on; null when off (run() then only tests this field). */
+  private profile: KernelTally | null = null;
+  private readonly collected = new KernelTally();
+
+  /** Freed storage reused by alloc (zero-filled again); buffersCreated counts only new storage. */
+  private readonly pool = new StoragePool(POOL_MAX_IDLE_BYTES);
 
   alloc(bytes: number): DeviceBuffer {
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`cpu backend: cannot allocate ${bytes} bytes`);
     let buf: CpuBuffer;
-    try {
-      buf = new CpuBuffer(bytes);
-    } catch (e) {
-      throw new RangeError(`cpu backend: out of memory allocating ${bytes} bytes (${(e as Error).message})`);
+    const reused = this.pool.take(bytes);
+    if (reused) buf = new CpuBuffer(bytes, reused);
+    else {
+      try {
+        buf = new CpuBuffer(bytes, new ArrayBuffer(StoragePool.classBytes(bytes)));
+      } catch (e) {
+        this.pool.clear(); // give the idle storage back to the GC before reporting
+        throw new RangeError(`cpu backend: out of memory allocating ${bytes} bytes (${(e as Error).message})`);
+      }
+      this.counters.buffersCreated++;
     }
     this.counters.liveBuffers++;
     this.counters.liveBytes += buf.bytes;
-    this.counters.buffersCreated++;
     return buf;
   }
 
@@ -98,6 +144,12 @@ export class CpuBackend implements Backend {
     b.freed = true;
     this.counters.liveBuffers--;
     this.counters.liveBytes -= b.bytes;
+    this.pool.give(b.data);
+  }
+
+  /** Drops the idle storage the backend keeps for reuse (up to 1 GiB), so that the GC can free it. */
+  releaseIdleMemory(): void {
+    this.pool.clear();
   }
 
   write(buf: DeviceBuffer, dtype: DType, data: TypedArray, offset: number): void {
@@ -132,10 +184,23 @@ export class CpuBackend implements Backend {
     // Nothing to compile on the CPU.
   }
 
-  run<K extends KernelOp>(op: K, inputs: readonly Operand[], output: TensorSpec, attrs: Attrs<K>): void {
+  run<K extends KernelOp>(
+    op: K,
+    inputs: readonly Operand[],
+    output: TensorSpec,
+    attrs: Attrs<K>,
+    aux: readonly TensorSpec[] = [],
+  ): void {
     const kernel: CpuKernel<K> = KERNELS[op];
+    if (aux.length > 0) inputs = [...inputs, ...aux]; // auxiliary outputs follow the inputs (see Backend.run)
     this.counters.dispatches++;
+    if (this.profile === null) {
+      kernel(inputs, output, attrs, op);
+      return;
+    }
+    const t0 = performance.now();
     kernel(inputs, output, attrs, op);
+    this.profile.add(op, performance.now() - t0);
   }
 
   sync(): Promise<void> {
@@ -144,6 +209,24 @@ export class CpuBackend implements Backend {
 
   stats(): BackendStats {
     return { ...this.counters };
+  }
+
+  /** Starts (clearing earlier records) or stops timing each run() by op name. */
+  setProfiling(on: boolean): void {
+    if (on) this.collected.clear();
+    this.profile = on ? this.collected : null;
+  }
+
+  /** Per-op wall times since profiling started or the last call (kernels ran synchronously in run()). */
+  takeProfile(): Promise<KernelProfile> {
+    const kernels = this.collected.rows(false);
+    this.collected.clear();
+    return Promise.resolve({
+      timing: 'host-wall',
+      note: 'host wall time per kernel (CPU kernels run synchronously in run())',
+      kernels,
+      submitMs: 0,
+    });
   }
 }
 

@@ -1,10 +1,13 @@
 // Batched matmul: walks the (already broadcast) batch dims of A (..., M, K) and B (..., K, N) and
-// runs one strided GEMM per batch item into the contiguous output (..., M, N).
+// runs one strided GEMM per batch item into the contiguous output (..., M, N): the WASM SIMD kernel
+// where it applies (float32, large enough), else the JS kernels.
 import { numel } from '../../core/shape.js';
 import type { Operand, TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
+import { counters } from './counters.js';
 import { gemm, type MatRef, type OutRef } from './gemm.js';
 import { RowIter, coalesce } from './strided.js';
+import { wasmGemm } from './wasmgemm.js';
 
 /** out = A @ B over the batch dims; float32 or float16 operands, any strides (stride 0 on broadcast dims). */
 export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
@@ -32,7 +35,10 @@ export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
       const am: MatRef = { arr: aArr, f16: a.dtype === 'float16', off: pa, rs: ars, cs: acs };
       const bm: MatRef = { arr: bArr, f16: b.dtype === 'float16', off: pb, rs: brs, cs: bcs };
       const om: OutRef = { arr: oArr, dtype: out.dtype, off: oOff };
-      gemm(m, n, k, am, bm, om);
+      if (!wasmGemm(m, n, k, am, bm, om)) {
+        gemm(m, n, k, am, bm, om);
+        counters.matmulJs++;
+      }
     }
   }
 }

@@ -1,0 +1,24 @@
+// Which CPU kernel paths ran: deterministic counters that tests use to prove a fast path is taken.
+
+/** Calls per path, one per single-matrix product (a batched matmul counts each batch item). Only grow. */
+export interface CpuKernelCounters {
+  /** Products computed by the JS kernels (gemm.ts). */
+  matmulJs: number;
+  /** Products computed by the WASM SIMD kernel (threaded or not). */
+  matmulWasm: number;
+  /** WASM products split over the worker pool. */
+  matmulThreaded: number;
+  /**
+   * Rows of C (in 4-row panels) that worker threads computed, as opposed to the calling thread: how much
+   * the pool actually helped (timing-dependent: a worker the OS did not schedule in time does less).
+   */
+  matmulWorkerPanels: number;
+}
+
+/** The live counters (mutated by the kernels). */
+export const counters: CpuKernelCounters = { matmulJs: 0, matmulWasm: 0, matmulThreaded: 0, matmulWorkerPanels: 0 };
+
+/** A snapshot of the CPU kernel counters. */
+export function cpuKernelCounters(): CpuKernelCounters {
+  return { ...counters };
+}

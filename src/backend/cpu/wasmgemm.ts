@@ -1,0 +1,263 @@
+// The WebAssembly SIMD matmul of the CPU backend: loads the module built from wasm/gemm.ts (relaxed SIMD
+// where the runtime has it, else plain SIMD), stages float32 operands into its linear memory, packs and
+// multiplies there (on the worker pool above a size threshold) and copies C out. Small or unsupported
+// problems return false and stay on the JS kernels in gemm.ts.
+import { counters } from './counters.js';
+import type { MatRef, OutRef } from './gemm.js';
+import { GemmPool, MAX_POOLED_PANELS, type GemmFn } from './threads.js';
+import { GEMM_SHARED_MAX_PAGES, GEMM_WASM } from './wasm/kernels.generated.js';
+
+/** The module's register tile (wasm/gemm.ts): packed panels are MR rows of A and NR columns of B. */
+const MR = 4;
+const NR = 8;
+/** Below this many multiply-adds the JS kernels are as fast (staging, packing and call overheads). */
+const WASM_MIN_MACS = 24 * 24 * 24;
+/**
+ * From this many multiply-adds on, a product is split over the worker pool (a wake-up costs ~10-50 µs).
+ * Measured on 2 cores: 256^3 ran 1.6x faster on two threads, 128x128x64 (attention scores) ~10% slower.
+ */
+const THREAD_MIN_MACS = 128 * 128 * 128;
+/** Region alignment in floats (64 bytes). */
+const ALIGN = 16;
+
+// f32x4.relaxed_madd on three v128 params, and a plain SIMD function: feature probes.
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2,
+  253, 133, 2, 11,
+]);
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+
+/** What the CPU backend's fast paths found at startup. */
+export interface CpuKernelInfo {
+  /** The WASM matmul in use: fused multiply-add (relaxed SIMD), plain SIMD, or none (JS kernels). */
+  readonly wasm: 'relaxed-simd' | 'simd' | null;
+  /** Threads a large matmul runs on (1: the calling thread only). */
+  readonly threads: number;
+  /** Why a feature is missing (empty when everything is on). */
+  readonly notes: string[];
+}
+
+/** Switches for benchmarks and tests. Results do not depend on them beyond float32 rounding. */
+export interface CpuKernelOptions {
+  /** Use the WASM matmul above its threshold (default on). */
+  wasm: boolean;
+  /** Split large WASM matmuls over the worker pool (default on). */
+  threads: boolean;
+  /**
+   * Floats of WASM linear memory one chunk of a matmul may use (default 2^25, 128 MiB); larger problems
+   * run in column and row chunks. The memory grows to the largest chunk seen and never shrinks.
+   */
+  chunkFloats: number;
+}
+
+interface Wasm {
+  readonly memory: WebAssembly.Memory;
+  readonly gemm: GemmFn;
+  readonly packB: GemmFn;
+  readonly pool: GemmPool | null;
+  f32: Float32Array;
+}
+
+let wasm: Wasm | null = null;
+let info: CpuKernelInfo = { wasm: null, threads: 1, notes: ['WASM kernels not initialized'] };
+const options: CpuKernelOptions = { wasm: true, threads: true, chunkFloats: 1 << 25 };
+
+/** What the fast paths found (WASM variant, thread count, and why anything is off). */
+export function cpuKernelInfo(): CpuKernelInfo {
+  return { ...info, notes: [...info.notes] };
+}
+
+/** Turns the WASM matmul or its threads on or off (for benchmarks and tests); returns the previous options. */
+export function setCpuKernelOptions(opts: Partial<CpuKernelOptions>): CpuKernelOptions {
+  const prev = { ...options };
+  Object.assign(options, opts);
+  return prev;
+}
+
+function isNode(): boolean {
+  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+}
+
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/**
+ * Compiles and instantiates the WASM matmul and prepares (but does not start) the worker pool. Never
+ * throws: anything missing leaves the JS kernels in charge and is noted in cpuKernelInfo().
+ */
+export async function initWasmKernels(): Promise<void> {
+  const notes: string[] = [];
+  try {
+    if (typeof WebAssembly !== 'object') {
+      info = { wasm: null, threads: 1, notes: ['no WebAssembly in this runtime'] };
+      return;
+    }
+    const node = isNode() ? await import('./nodehost.js') : null;
+    const relaxed = node ? node.enableRelaxedSimd(RELAXED_PROBE) : WebAssembly.validate(RELAXED_PROBE);
+    if (!relaxed) notes.push('no relaxed SIMD: multiply and add instead of fused multiply-add');
+    if (!relaxed && !WebAssembly.validate(SIMD_PROBE)) {
+      info = { wasm: null, threads: 1, notes: ['no WebAssembly SIMD in this runtime'] };
+      return;
+    }
+    const canShare =
+      typeof SharedArrayBuffer === 'function' &&
+      (node !== null || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true);
+    const cores = node ? node.cpuCount() : 1;
+    // Shared memory only where threads can use it; browsers: Web Worker threads are still to do.
+    const shared = canShare && node !== null && cores > 1;
+    if (!node) notes.push('threads: Web Workers are not wired in yet (single-threaded in browsers)');
+    else if (cores <= 1) notes.push('threads: one core');
+    const variant = relaxed ? (shared ? 'relaxedShared' : 'relaxed') : shared ? 'simdShared' : 'simd';
+    const module = new WebAssembly.Module(decodeBase64(GEMM_WASM[variant]));
+    const memory = shared
+      ? new WebAssembly.Memory({ initial: 1, maximum: GEMM_SHARED_MAX_PAGES, shared: true })
+      : new WebAssembly.Memory({ initial: 1 });
+    const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, GemmFn>;
+    const pool = shared && node ? new GemmPool(cores - 1, node.spawnNodeWorker, module, memory, true) : null;
+    wasm = { memory, gemm: exports.gemm!, packB: exports.packB!, pool, f32: new Float32Array(memory.buffer) };
+    info = { wasm: relaxed ? 'relaxed-simd' : 'simd', threads: pool ? pool.size + 1 : 1, notes };
+  } catch (e) {
+    wasm = null;
+    info = { wasm: null, threads: 1, notes: [...notes, `WASM kernels failed to load: ${(e as Error).message}`] };
+  }
+}
+
+/**
+ * Starts the worker pool if it is not running and resolves when its workers are ready (or at once
+ * when there is no pool). Large matmuls start the pool by themselves and use it once it is ready.
+ */
+export async function cpuThreadsReady(timeoutMs = 10000): Promise<boolean> {
+  const pool = wasm?.pool;
+  if (!pool) return false;
+  pool.start();
+  const t0 = Date.now();
+  while (!pool.ready) {
+    if (Date.now() - t0 > timeoutMs) return false;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return true;
+}
+
+function roundUp(x: number, r: number): number {
+  return Math.ceil(x / r) * r;
+}
+
+/** Floats a chunk of mc x nc (x k) needs: staged A and B (at most twice their size), packed A, B, and C. */
+function chunkFloats(mc: number, nc: number, k: number): number {
+  return 3 * roundUp(mc, MR) * k + 3 * k * roundUp(nc, NR) + roundUp(mc, MR) * roundUp(nc, NR) + 8 * ALIGN;
+}
+
+/** A WASM memory view of at least `floats` floats (grown as needed), or null when it cannot grow. */
+function ensure(w: Wasm, floats: number): Float32Array | null {
+  const bytes = floats * 4;
+  const have = w.memory.buffer.byteLength;
+  try {
+    if (have < bytes) w.memory.grow(Math.ceil((bytes - have) / 65536));
+  } catch {
+    return null; // past the shared memory's maximum, or out of memory: the JS kernels take it
+  }
+  if (w.f32.buffer !== w.memory.buffer || w.f32.length * 4 !== w.memory.buffer.byteLength) {
+    w.f32 = new Float32Array(w.memory.buffer);
+  }
+  return w.f32;
+}
+
+/**
+ * Copies the rows x cols operand at src[off + i*rs + j*cs] into mem at `dst`, as one span when that is
+ * at most twice the elements (strides kept), else compacted row- or column-wise. Returns the staged
+ * row and column strides.
+ */
+function stage(
+  src: Float32Array,
+  off: number,
+  rs: number,
+  cs: number,
+  rows: number,
+  cols: number,
+  mem: Float32Array,
+  dst: number,
+): [number, number] {
+  const span = (rows - 1) * rs + (cols - 1) * cs + 1;
+  if (span <= 2 * rows * cols) {
+    mem.set(src.subarray(off, off + span), dst);
+    return [rs, cs];
+  }
+  if (cs === 1) {
+    for (let i = 0; i < rows; i++) mem.set(src.subarray(off + i * rs, off + i * rs + cols), dst + i * cols);
+    return [cols, 1];
+  }
+  if (rs === 1) {
+    for (let j = 0; j < cols; j++) mem.set(src.subarray(off + j * cs, off + j * cs + rows), dst + j * rows);
+    return [1, rows];
+  }
+  for (let i = 0, q = dst; i < rows; i++) for (let j = 0; j < cols; j++) mem[q++] = src[off + i * rs + j * cs]!;
+  return [cols, 1];
+}
+
+/**
+ * C = A @ B through the WASM kernel when it applies (float32 operands and output, non-negative strides,
+ * at least MR x NR x WASM_MIN_MACS); returns false, having written nothing, when it does not.
+ */
+export function wasmGemm(m: number, n: number, k: number, a: MatRef, b: MatRef, c: OutRef): boolean {
+  const w = wasm;
+  if (!w || !options.wasm || a.f16 || b.f16 || c.dtype !== 'float32') return false;
+  if (m < MR || n < NR || k === 0 || m * n * k < WASM_MIN_MACS) return false;
+  if (a.rs < 0 || a.cs < 0 || b.rs < 0 || b.cs < 0) return false;
+  let mc = m;
+  let nc = n;
+  while (chunkFloats(mc, nc, k) > options.chunkFloats) {
+    if (nc >= mc && nc > NR) nc = roundUp(Math.ceil(nc / 2), NR);
+    else if (mc > MR) mc = roundUp(Math.ceil(mc / 2), MR);
+    else return false; // K alone is too long for a chunk
+  }
+  const mcp = roundUp(mc, MR);
+  const ncp = roundUp(nc, NR);
+  // Regions (floats): raw B, packed B, raw A, packed A, C; sized for the largest chunk.
+  const rawB = ALIGN;
+  const packB = roundUp(rawB + 2 * k * ncp + 1, ALIGN);
+  const rawA = roundUp(packB + k * ncp, ALIGN);
+  const packA = roundUp(rawA + 2 * mcp * k + 1, ALIGN);
+  const cBase = roundUp(packA + mcp * k, ALIGN);
+  const mem = ensure(w, cBase + mcp * ncp);
+  if (!mem) return false;
+  const A = a.arr as Float32Array;
+  const B = b.arr as Float32Array;
+  const out = c.arr as Float32Array;
+  const pool = options.threads && w.pool && m * n * k >= THREAD_MIN_MACS ? w.pool : null;
+  pool?.start();
+  const poolReady = pool !== null && pool.ready;
+  let threaded = false;
+  for (let j0 = 0; j0 < n; j0 += nc) {
+    const nw = Math.min(nc, n - j0);
+    const np = Math.ceil(nw / NR);
+    const [brs, bcs] = stage(B, b.off + j0 * b.cs, b.rs, b.cs, k, nw, mem, rawB);
+    w.packB(rawB * 4, brs, bcs, k, nw, packB * 4);
+    for (let i0 = 0; i0 < m; i0 += mc) {
+      const mh = Math.min(mc, m - i0);
+      const [ars, acs] = stage(A, a.off + i0 * a.rs, a.rs, a.cs, mh, k, mem, rawA);
+      const args = [rawA * 4, ars, acs, mh, k, packA * 4, packB * 4, np, cBase * 4, np * NR];
+      const panels = Math.ceil(mh / MR);
+      if (poolReady && panels >= 2 && panels <= MAX_POOLED_PANELS) {
+        pool.run(w.gemm, args, panels);
+        threaded = true;
+      } else w.gemm(...args, 0, panels);
+      const ldc = np * NR;
+      if (nw === n && ldc === n) out.set(mem.subarray(cBase, cBase + mh * n), c.off + i0 * n);
+      else {
+        for (let i = 0; i < mh; i++) {
+          out.set(mem.subarray(cBase + i * ldc, cBase + i * ldc + nw), c.off + (i0 + i) * n + j0);
+        }
+      }
+    }
+  }
+  counters.matmulWasm++;
+  if (threaded) counters.matmulThreaded++;
+  if (pool) counters.matmulWorkerPanels = pool.workerPanels;
+  return true;
+}

@@ -1,0 +1,183 @@
+// The CPU backend's WebAssembly SIMD GEMM (AssemblyScript, built by scripts/build-wasm.mjs into
+// src/backend/cpu/wasm/kernels.generated.ts). AssemblyScript rather than hand-written WAT: the kernel
+// reads like the TypeScript around it, v128 values stay in wasm locals, and Binaryen optimizes.
+//
+// Memory layout (all offsets in bytes into the one linear memory the host owns and grows):
+//   raw A    the operand copied by the host, element (i, p) at rawA + 4 * (i * rs + p * cs)
+//   packed A panels of MR rows: panel r holds A[r*MR + i, p] at pa + 4 * (r*MR*k + p*MR + i)
+//   packed B panels of NR columns: panel s holds B[p, s*NR + j] at pb + 4 * (s*NR*k + p*NR + j)
+//   C        row-major, row stride ldc (a multiple of NR), MR-row and NR-column padded
+// Rows past m and columns past n pack as zeros, so the micro-kernel never needs an edge case.
+//
+// Micro-kernel 4x8 (8 f32x4 accumulators), chosen in a playground on this project's 2-core AMD EPYC (AVX2,
+// FMA) under Node 20 (V8 11.3), kernel-only GFLOP/s per CPU-second at 256..1024^3: 4x8 42-46; 4x8 with the
+// K loop unrolled by hand x2 / x4 19-21; 5x8 17-25; 6x8 20-24; 3x8 19-21; 4x8 without relaxed SIMD
+// (mul + add) 26-28. V8 allocates 15 xmm registers and hoists the loads of an unrolled body, so 12
+// accumulators + 2 B vectors + a broadcast spill to the stack; the plain 4x8 loop compiles to 8
+// vfmadd231ps, 2 vector loads and 4 vbroadcastss per k with no spill. The 128-bit vectors cap it at
+// about half of what native AVX2 code (256-bit FMA) reaches on the same core.
+
+/** Rows and columns of the register tile. */
+const MR: i32 = 4;
+const NR: i32 = 8;
+/** K block: a 4 x KC panel of A (4 KiB) and a KC x 8 panel of B (8 KiB) sit in L1. */
+const KC: i32 = 256;
+/** Panels of A per M block: 24 panels = 96 rows x KC = 96 KiB of A stay in L2. */
+const MCP: i32 = 24;
+
+/** c + a * b, fused when the module is built with relaxed SIMD (small enough that Binaryen inlines it). */
+function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
+/**
+ * C[0..4, 0..8] (+)= A panel (4 x kc) @ B panel (kc x 8). `a`, `b` point at the packed panels, `c` at
+ * the tile, `ldcb` is C's row stride in bytes; `first` stores instead of accumulating (the first K block).
+ */
+function kernel4x8(kc: i32, a: usize, b: usize, c: usize, ldcb: usize, first: bool): void {
+  let c00 = f32x4.splat(0);
+  let c01 = f32x4.splat(0);
+  let c10 = f32x4.splat(0);
+  let c11 = f32x4.splat(0);
+  let c20 = f32x4.splat(0);
+  let c21 = f32x4.splat(0);
+  let c30 = f32x4.splat(0);
+  let c31 = f32x4.splat(0);
+  const end = b + ((<usize>kc) << 5); // kc rows of 8 floats
+  while (b < end) {
+    const b0 = v128.load(b);
+    const b1 = v128.load(b, 16);
+    let x = v128.load32_splat(a);
+    c00 = madd(x, b0, c00);
+    c01 = madd(x, b1, c01);
+    x = v128.load32_splat(a, 4);
+    c10 = madd(x, b0, c10);
+    c11 = madd(x, b1, c11);
+    x = v128.load32_splat(a, 8);
+    c20 = madd(x, b0, c20);
+    c21 = madd(x, b1, c21);
+    x = v128.load32_splat(a, 12);
+    c30 = madd(x, b0, c30);
+    c31 = madd(x, b1, c31);
+    a += 16;
+    b += 32;
+  }
+  if (!first) {
+    c00 = f32x4.add(c00, v128.load(c));
+    c01 = f32x4.add(c01, v128.load(c, 16));
+    c10 = f32x4.add(c10, v128.load(c + ldcb));
+    c11 = f32x4.add(c11, v128.load(c + ldcb, 16));
+    c20 = f32x4.add(c20, v128.load(c + 2 * ldcb));
+    c21 = f32x4.add(c21, v128.load(c + 2 * ldcb, 16));
+    c30 = f32x4.add(c30, v128.load(c + 3 * ldcb));
+    c31 = f32x4.add(c31, v128.load(c + 3 * ldcb, 16));
+  }
+  v128.store(c, c00);
+  v128.store(c, c01, 16);
+  v128.store(c + ldcb, c10);
+  v128.store(c + ldcb, c11, 16);
+  v128.store(c + 2 * ldcb, c20);
+  v128.store(c + 2 * ldcb, c21, 16);
+  v128.store(c + 3 * ldcb, c30);
+  v128.store(c + 3 * ldcb, c31, 16);
+}
+
+/**
+ * Packs all of B (k x n, element (p, j) at src + 4 * (p * rs + j * cs)) into NR-column panels at `dst`.
+ * Strides are non-negative element counts (0 for a broadcast dim).
+ */
+export function packB(src: usize, rs: i32, cs: i32, k: i32, n: i32, dst: usize): void {
+  const rsb = (<usize>rs) << 2;
+  for (let j0 = 0; j0 < n; j0 += NR) {
+    const w = min(NR, n - j0);
+    let d = dst + ((<usize>j0 * k) << 2);
+    let s = src + ((<usize>j0 * cs) << 2);
+    if (w == NR && cs == 1) {
+      for (let p = 0; p < k; p++) {
+        v128.store(d, v128.load(s));
+        v128.store(d, v128.load(s, 16), 16);
+        s += rsb;
+        d += 32;
+      }
+    } else {
+      const csb = (<usize>cs) << 2;
+      for (let p = 0; p < k; p++) {
+        for (let j = 0; j < NR; j++) store<f32>(d + ((<usize>j) << 2), j < w ? load<f32>(s + <usize>j * csb) : 0);
+        s += rsb;
+        d += 32;
+      }
+    }
+  }
+}
+
+/** Packs A's MR-row panels r0..r1 (rows r0*MR.. of an m x k operand laid out like B in packB) at `dst`. */
+function packA(src: usize, rs: i32, cs: i32, m: i32, k: i32, r0: i32, r1: i32, dst: usize): void {
+  const rsb = (<usize>rs) << 2;
+  const csb = (<usize>cs) << 2;
+  for (let r = r0; r < r1; r++) {
+    const i0 = r * MR;
+    const h = min(MR, m - i0);
+    let d = dst + ((<usize>i0 * k) << 2);
+    let s = src + <usize>i0 * rsb;
+    if (h == MR && rs == 1) {
+      for (let p = 0; p < k; p++) {
+        v128.store(d, v128.load(s)); // four rows of one column are contiguous
+        s += csb;
+        d += 16;
+      }
+    } else if (h == MR) {
+      for (let p = 0; p < k; p++) {
+        store<f32>(d, load<f32>(s));
+        store<f32>(d, load<f32>(s + rsb), 4);
+        store<f32>(d, load<f32>(s + 2 * rsb), 8);
+        store<f32>(d, load<f32>(s + 3 * rsb), 12);
+        s += csb;
+        d += 16;
+      }
+    } else {
+      for (let p = 0; p < k; p++) {
+        for (let i = 0; i < MR; i++) store<f32>(d + ((<usize>i) << 2), i < h ? load<f32>(s + <usize>i * rsb) : 0);
+        s += csb;
+        d += 16;
+      }
+    }
+  }
+}
+
+/**
+ * Rows r0*MR .. r1*MR of C (ldc floats per row) = A @ B, where B is already packed at `pb` (np panels)
+ * and A (m x k, raw at `srcA` with element strides rsA, csA) is packed here, panels r0..r1 only, into
+ * `pa`. Callers on several threads pass disjoint panel ranges over the same memory.
+ */
+export function gemm(
+  srcA: usize,
+  rsA: i32,
+  csA: i32,
+  m: i32,
+  k: i32,
+  pa: usize,
+  pb: usize,
+  np: i32,
+  c: usize,
+  ldc: i32,
+  r0: i32,
+  r1: i32,
+): void {
+  packA(srcA, rsA, csA, m, k, r0, r1, pa);
+  const ldcb = (<usize>ldc) << 2;
+  for (let pc = 0; pc < k; pc += KC) {
+    const kc = min(KC, k - pc);
+    for (let ic = r0; ic < r1; ic += MCP) {
+      const ie = min(ic + MCP, r1);
+      for (let s = 0; s < np; s++) {
+        const b = pb + ((<usize>s * NR * k + <usize>pc * NR) << 2);
+        const cs = c + ((<usize>s * NR) << 2);
+        for (let r = ic; r < ie; r++) {
+          const a = pa + ((<usize>r * MR * k + <usize>pc * MR) << 2);
+          kernel4x8(kc, a, b, cs + <usize>r * MR * ldcb, ldcb, pc == 0);
+        }
+      }
+    }
+  }
+}
