@@ -9,3 +9,4 @@ export * from './optim/index.js';
 export * from './data/index.js';
 export * from './train/index.js';
 export { GPT, type GPTConfig, type GenerateOptions } from './models/gpt.js';
+export * from './models/gpt2/index.js';
