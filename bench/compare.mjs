@@ -7,7 +7,7 @@
 // that load from other users of a shared machine hits both sides alike.
 // Usage: node bench/compare.mjs [matmul|train-step|all] [--quick] [--no-js] [--rounds N] [--out DIR]
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import process from 'node:process';
 
@@ -106,4 +106,6 @@ if (suites.includes('train-step')) {
     );
   }
 }
-console.log(`\nresults in ${dir}/\n\n${lines.join('\n')}`);
+const summary = `${lines.join('\n')}\n`;
+writeFileSync(join(dir, 'summary.txt'), summary);
+console.log(`\nresults in ${dir}/ (summary.txt)\n\n${summary}`);

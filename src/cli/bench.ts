@@ -108,7 +108,8 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
   const kernels = (a.kernels as string | undefined) ?? 'threads';
   setCpuKernelOptions({ wasm: kernels !== 'js', threads: kernels === 'threads' });
   if (kernels === 'threads') await cpuThreadsReady();
-  const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), simd: cpuSimd(kernels) };
+  const simd = backend.name === 'cpu' ? cpuSimd(kernels) : [];
+  const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), simd };
   out(`loom bench ${suite} on ${backend.name}: ${backend.caps.description}`);
   out(
     `machine: ${machine.cpu}, ${machine.cores} cores; matmul kernels: ${kernels} (${machine.simd.join(', ') || 'JS'})`,
