@@ -3,12 +3,14 @@ import { TensorloomError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
 import { getBackend, initWebGPU } from '../tensor/index.js';
 import { benchCommand } from './bench.js';
+import { prepareCommand } from './prepare.js';
 import { profileCommand } from './profile.js';
 import { trainCommand } from './train.js';
 
 const USAGE = `Usage: loom <command> [options]
 
 Commands:
+  prepare  tokenize your text into train/val token shards with a BPE tokenizer (loom prepare --help)
   train    train a small GPT on generated stories (the default job; loom train --help)
   profile  profile training steps of that GPT: top kernels, phases, counters (loom profile --help)
   info     show the devices tensorloom can use
@@ -42,6 +44,8 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
     switch (cmd) {
       case 'train':
         return await trainCommand(rest, out);
+      case 'prepare':
+        return await prepareCommand(rest, out);
       case 'bench':
         return await benchCommand(rest, out);
       case 'profile':
