@@ -13,6 +13,7 @@ Commands:
   prepare  tokenize your text into train/val token shards with a BPE tokenizer (loom prepare --help)
   train    train a small GPT on generated stories (the default job; loom train --help)
   profile  profile training steps of that GPT: top kernels, phases, counters (loom profile --help)
+  bench    benchmarks: matmul, elementwise, reduce, train-step, all (loom bench --help)
   info     show the devices tensorloom can use
 
 Run 'loom <command> --help' for a command's options.
