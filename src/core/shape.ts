@@ -95,3 +95,42 @@ export function normAxes(op: string, axes: number | readonly number[] | undefine
 export function shapesEqual(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
+
+/** Shape and per-operand strides of several operands iterated together (see `coalesce`). */
+export interface Layout {
+  readonly shape: number[];
+  readonly strides: number[][];
+}
+
+/**
+ * Simplifies a multi-operand layout without changing which elements pair up: drops size-1 dims and
+ * merges neighbouring dims that are contiguous for every operand, so kernels walk fewer dims. With
+ * `order` >= 0 the dims are first sorted by that operand's strides, largest first (its memory order),
+ * which only kernels whose iteration order does not matter (elementwise) may ask for. Without it,
+ * row-major order is kept, so the linear output order is preserved. Always returns at least one dim.
+ */
+export function coalesce(shape: readonly number[], strides: readonly (readonly number[])[], order = -1): Layout {
+  const dims: number[] = [];
+  for (let d = 0; d < shape.length; d++) if (shape[d] !== 1) dims.push(d);
+  if (order >= 0) {
+    const s = strides[order]!;
+    dims.sort((x, y) => s[y]! - s[x]!);
+  }
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (const d of dims) {
+    const n = shape[d]!;
+    const last = outShape.length - 1;
+    let merge = last >= 0;
+    for (let k = 0; merge && k < strides.length; k++) merge = outStrides[k]![last] === strides[k]![d]! * n;
+    if (merge) {
+      outShape[last] = outShape[last]! * n;
+      for (let k = 0; k < strides.length; k++) outStrides[k]![last] = strides[k]![d]!;
+    } else {
+      outShape.push(n);
+      for (let k = 0; k < strides.length; k++) outStrides[k]!.push(strides[k]![d]!);
+    }
+  }
+  if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
+  return { shape: outShape, strides: outStrides };
+}

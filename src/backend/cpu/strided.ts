@@ -1,5 +1,6 @@
 // Strided iteration for the CPU kernels: dim coalescing, a row iterator that walks several operands
 // in lockstep with an odometer (no div/mod per element), float16 row decode/encode and scratch rows.
+import { coalesce, type Layout } from '../../core/shape.js';
 import type { DType, TypedArray } from '../../core/dtype.js';
 import { f16DecodeTable, f32ToF16Bits } from '../../core/float16.js';
 
@@ -7,42 +8,8 @@ import { f16DecodeTable, f32ToF16Bits } from '../../core/float16.js';
 export const CHUNK = 2048;
 
 /** An iteration shape and, for each operand, its element strides over that shape. */
-export interface Layout {
-  readonly shape: number[];
-  readonly strides: number[][];
-}
-
-/**
- * Simplifies a multi-operand layout without changing which elements pair up: drops size-1 dims and
- * merges neighbouring dims that are mergeable for every operand. With `order` >= 0 the dims are first
- * sorted by that operand's strides, largest first (its memory order), which only elementwise-style
- * kernels (where iteration order does not matter) may ask for. Always returns at least one dim.
- */
-export function coalesce(shape: readonly number[], strides: readonly (readonly number[])[], order = -1): Layout {
-  const dims: number[] = [];
-  for (let d = 0; d < shape.length; d++) if (shape[d] !== 1) dims.push(d);
-  if (order >= 0) {
-    const s = strides[order]!;
-    dims.sort((x, y) => s[y]! - s[x]!);
-  }
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (const d of dims) {
-    const n = shape[d]!;
-    const last = outShape.length - 1;
-    let merge = last >= 0;
-    for (let k = 0; merge && k < strides.length; k++) merge = outStrides[k]![last] === strides[k]![d]! * n;
-    if (merge) {
-      outShape[last] = outShape[last]! * n;
-      for (let k = 0; k < strides.length; k++) outStrides[k]![last] = strides[k]![d]!;
-    } else {
-      outShape.push(n);
-      for (let k = 0; k < strides.length; k++) outStrides[k]!.push(strides[k]![d]!);
-    }
-  }
-  if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
-  return { shape: outShape, strides: outStrides };
-}
+/** The multi-operand layout helpers live in core (the WebGPU backend uses them too). */
+export { coalesce, type Layout };
 
 /**
  * Walks the rows of a layout (all dims but the last) for several operands at once. `off[k]` is

@@ -1,6 +1,7 @@
 // Shared WGSL building blocks for the WebGPU kernels: compute types and dtype conversions with the CPU
 // backend's semantics, storage/uniform declarations, uniform packing, strided index math, dispatch
 // grids, dim coalescing, and Threefry-2x32 (line for line core/random.ts). The API is stable: kernels import it.
+import { coalesce, type Layout } from '../../../core/shape.js';
 import type { DType } from '../../../core/dtype.js';
 import { wgslType } from '../kernel.js';
 
@@ -210,37 +211,8 @@ export function stridedOffsets(
 }
 
 /** A layout after `coalesce`: one shape and, per operand, strides over it. */
-export interface Layout {
-  readonly shape: number[];
-  readonly strides: number[][];
-}
-
-/**
- * Merges dims without changing which elements pair up across operands: drops size-1 dims and fuses
- * neighbours that are contiguous for every operand (row-major order kept, so linear output order is
- * preserved). Always returns at least one dim. Fewer dims means fewer div/mods per element and fewer
- * program variants.
- */
-export function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): Layout {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    const n = shape[d]!;
-    if (n === 1) continue;
-    const last = outShape.length - 1;
-    let merge = last >= 0;
-    for (let k = 0; merge && k < strides.length; k++) merge = outStrides[k]![last] === strides[k]![d]! * n;
-    if (merge) {
-      outShape[last] = outShape[last]! * n;
-      for (let k = 0; k < strides.length; k++) outStrides[k]![last] = strides[k]![d]!;
-    } else {
-      outShape.push(n);
-      for (let k = 0; k < strides.length; k++) outStrides[k]!.push(strides[k]![d]!);
-    }
-  }
-  if (outShape.length === 0) return { shape: [1], strides: strides.map(() => [0]) };
-  return { shape: outShape, strides: outStrides };
-}
+/** The multi-operand layout helpers live in core (the CPU backend uses them too). */
+export { coalesce, type Layout };
 
 // ---- dispatch grid ---------------------------------------------------------------------------------
 
