@@ -3,7 +3,7 @@
 // grids, dim coalescing, and Threefry-2x32 (line for line core/random.ts). The API is stable: kernels import it.
 import { coalesce, type Layout } from '../../../core/shape.js';
 import type { DType } from '../../../core/dtype.js';
-import { wgslType } from '../kernel.js';
+import { wgslType, type WgslProgram } from '../kernel.js';
 
 /** Default 1-D workgroup size of elementwise-style kernels (within every adapter's default limits). */
 export const WORKGROUP_SIZE = 256;
@@ -211,6 +211,21 @@ export function stridedOffsets(
 }
 
 /** A layout after `coalesce`: one shape and, per operand, strides over it. */
+const programs = new Map<string, WgslProgram>();
+
+/**
+ * The program for `key`, created once: every kernel file shares this cache, so the same key always
+ * yields the same object (and `code` runs only on a pipeline-cache miss in the runtime).
+ */
+export function cachedProgram(key: string, code: () => string): WgslProgram {
+  let p = programs.get(key);
+  if (!p) {
+    p = { key, code };
+    programs.set(key, p);
+  }
+  return p;
+}
+
 /** The multi-operand layout helpers live in core (the CPU backend uses them too). */
 export { coalesce, type Layout };
 

@@ -6,22 +6,13 @@ import { numel } from '../../../core/shape.js';
 import type { DType } from '../../../core/dtype.js';
 import type { TensorSpec } from '../../backend.js';
 import type { WebGPUKernel, WgslProgram } from '../kernel.js';
-import {
+import { cachedProgram,
   HELPERS_WGSL, UniformWords, WORKGROUP_SIZE, checkDecl, enables, entry1d, grid, load, storageDecl, store, uF32, uI32,
   uU32, uniformDecl,
 } from './codegen.js'; // prettier-ignore
 import { rowEntry, rowGroups, treeReduce, type RowGroups } from './rows.js';
 
-const programs = new Map<string, WgslProgram>();
-
-function cached(key: string, code: () => string): WgslProgram {
-  let p = programs.get(key);
-  if (!p) {
-    p = { key, code };
-    programs.set(key, p);
-  }
-  return p;
-}
+const cached = cachedProgram;
 
 // Forward uniform slots: rows, classes, groups, logits row/class strides and offset, targets stride
 // and offset, lse and loss offsets, ignoreIndex (i32), eps (f32), the range check's failure code.

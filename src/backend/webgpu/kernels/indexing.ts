@@ -10,6 +10,7 @@ import type { KernelOp } from '../../../ops/opcodes.js';
 import type { TensorSpec } from '../../backend.js';
 import type { Dispatch, KernelContext, WebGPUKernel, WgslProgram } from '../kernel.js';
 import {
+  cachedProgram,
   UniformWords,
   WORKGROUP_SIZE,
   checkDecl,
@@ -102,16 +103,7 @@ function offsets(rank: number): string {
   );
 }
 
-const programs = new Map<string, WgslProgram>();
-
-function cached(key: string, code: () => string): WgslProgram {
-  let p = programs.get(key);
-  if (!p) {
-    p = { key, code };
-    programs.set(key, p);
-  }
-  return p;
-}
+const cached = cachedProgram;
 
 /** Storage dtype a copy moves: 4-byte dtypes as u32 words (bit exact), float16 as f16. */
 const rawType = (d: DType): DType => (d === 'float16' ? 'float16' : 'uint32');

@@ -6,21 +6,12 @@
 import type { DType } from '../../../core/dtype.js';
 import { isScalar, type DeviceBuffer, type Operand, type TensorSpec } from '../../backend.js';
 import type { Dispatch, WebGPUKernel, WgslProgram } from '../kernel.js';
-import {
+import { cachedProgram,
   UniformWords, WORKGROUP_SIZE, enables, entry1d, grid, load, storageDecl, store, uF32, uU32, uniformDecl,
 } from './codegen.js'; // prettier-ignore
 import { rowEntry, rowGroups, treeReduce, type RowGroups } from './rows.js';
 
-const programs = new Map<string, WgslProgram>();
-
-function cached(key: string, code: () => string): WgslProgram {
-  let p = programs.get(key);
-  if (!p) {
-    p = { key, code };
-    programs.set(key, p);
-  }
-  return p;
-}
+const cached = cachedProgram;
 
 // Uniform slots shared by the row kernels: rows, D, groups, x row/col strides and offset, stats
 // offset, output offset, eps (f32), then per parameter (weight; bias; or gy's row/col strides) a

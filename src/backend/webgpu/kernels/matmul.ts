@@ -5,7 +5,7 @@ import { contiguousStrides } from '../../../core/shape.js';
 import type { DType } from '../../../core/dtype.js';
 import type { TensorSpec } from '../../backend.js';
 import type { Dispatch, KernelContext, WebGPUKernel, WgslProgram } from '../kernel.js';
-import { UniformWords, enables, grid, load, storageDecl, store, uU32, uniformDecl } from './codegen.js';
+import { cachedProgram, UniformWords, enables, grid, load, storageDecl, store, uU32, uniformDecl } from './codegen.js';
 
 /** A tile configuration: BM x BN output tile, BK-deep K slices, TM x TN outputs per thread. */
 export interface MatmulTile {
@@ -167,16 +167,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /** The cached program of a specialization (built lazily, keyed by everything the source depends on). */
-const programs = new Map<string, WgslProgram>();
-
 function program(t: MatmulTile, da: DType, db: DType, dout: DType, la: Layout, lb: Layout): WgslProgram {
   const key = `matmul_${t.bm}x${t.bn}x${t.bk}_${t.tm}x${t.tn}_${da}_${db}_${dout}_${la}_${lb}`;
-  let p = programs.get(key);
-  if (!p) {
-    p = { key, code: () => matmulSource(t, da, db, dout, la, lb) };
-    programs.set(key, p);
-  }
-  return p;
+  return cachedProgram(key, () => matmulSource(t, da, db, dout, la, lb));
 }
 
 /** An operand's batch strides right-aligned to `nb` batch dims (missing leading dims broadcast, stride 0). */

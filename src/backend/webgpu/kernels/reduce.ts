@@ -8,6 +8,7 @@ import type { ReduceOp } from '../../../ops/opcodes.js';
 import type { TensorSpec } from '../../backend.js';
 import type { Dispatch, KernelContext, WebGPUKernel, WgslProgram } from '../kernel.js';
 import {
+  cachedProgram,
   HELPERS_WGSL,
   UniformWords,
   coalesce,
@@ -163,16 +164,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 }
 
-const programs = new Map<string, WgslProgram>();
-
 function program(s: ReduceSpec): WgslProgram {
   const key = `reduce_${s.op}_${s.stage}_${s.xd}_${s.ad}_${s.od}_k${s.rk}_r${s.rr}_${s.wx}x${s.wy}`;
-  let p = programs.get(key);
-  if (!p) {
-    p = { key, code: () => reduceSource(s) };
-    programs.set(key, p);
-  }
-  return p;
+  return cachedProgram(key, () => reduceSource(s));
 }
 
 const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));

@@ -6,6 +6,7 @@ import type { DType } from '../../../core/dtype.js';
 import type { TensorSpec } from '../../backend.js';
 import type { WebGPUKernel, WgslProgram } from '../kernel.js';
 import {
+  cachedProgram,
   HELPERS_WGSL,
   UniformWords,
   coalesce,
@@ -117,16 +118,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 }
 
-const programs = new Map<string, WgslProgram>();
-
 function program(s: SoftmaxSpec): WgslProgram {
   const key = `${s.log ? 'logSoftmax' : 'softmax'}_${s.xd}_${s.od}_r${s.rank}_${s.wx}x${s.wy}`;
-  let p = programs.get(key);
-  if (!p) {
-    p = { key, code: () => softmaxSource(s) };
-    programs.set(key, p);
-  }
-  return p;
+  return cachedProgram(key, () => softmaxSource(s));
 }
 
 const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
