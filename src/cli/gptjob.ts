@@ -11,9 +11,9 @@ import type { OptionSpec, Parsed } from './args.js';
 export const MODEL_OPTIONS = {
   'batch-size': { kind: 'number', help: 'sequences per step (default 16)' },
   'block-size': { kind: 'number', help: 'context length in characters (default 64)' },
-  'n-layer': { kind: 'number', help: 'transformer blocks (default 2)' },
+  'n-layer': { kind: 'number', help: 'transformer blocks (default 3)' },
   'n-head': { kind: 'number', help: 'attention heads (default 4)' },
-  'n-embd': { kind: 'number', help: 'model width (default 64)' },
+  'n-embd': { kind: 'number', help: 'model width (default 96)' },
   dropout: { kind: 'number', help: 'dropout probability (default 0)' },
   lr: { kind: 'number', help: 'peak learning rate (default 3e-3)' },
   'min-lr': { kind: 'number', help: 'final learning rate of the cosine schedule (default 3e-4)' },
@@ -80,9 +80,9 @@ export async function buildGptJob(a: Parsed, steps: number): Promise<GptJob> {
   const config: GPTConfig = {
     vocabSize: tok.vocabSize,
     blockSize: T,
-    nLayer: num('n-layer', 2),
+    nLayer: num('n-layer', 3),
     nHead: num('n-head', 4),
-    nEmbd: num('n-embd', 64),
+    nEmbd: num('n-embd', 96),
     dropout: num('dropout', 0),
     bias: true,
   };

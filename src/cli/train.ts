@@ -6,7 +6,7 @@ import { helpText, parseArgs, type OptionSpec } from './args.js';
 import { DATA_OPTIONS, MODEL_OPTIONS, buildGptJob } from './gptjob.js';
 
 const OPTIONS = {
-  steps: { kind: 'number', help: 'optimizer steps (default 300)' },
+  steps: { kind: 'number', help: 'optimizer steps (default 400)' },
   ...MODEL_OPTIONS,
   'eval-every': { kind: 'number', help: 'evaluate on held-out text every N steps (default 100)' },
   ...DATA_OPTIONS,
@@ -26,7 +26,7 @@ export async function trainCommand(argv: readonly string[], out: (s: string) => 
     return 0;
   }
   const num = (k: keyof typeof OPTIONS, d: number) => (a[k] as number | undefined) ?? d;
-  const steps = num('steps', 300);
+  const steps = num('steps', 400);
   const job = await buildGptJob(a, steps);
   const { device, seed, text, tok, trainData, valData, config, model, optimizer, schedule, lossOf } = job;
   const B = job.batchSize;
