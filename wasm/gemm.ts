@@ -1,6 +1,7 @@
 // The CPU backend's WebAssembly SIMD GEMM (AssemblyScript, built by scripts/build-wasm.mjs into
 // src/backend/cpu/wasm/kernels.generated.ts). AssemblyScript rather than hand-written WAT: the kernel
-// reads like the TypeScript around it, v128 values stay in wasm locals, and Binaryen optimizes.
+// reads like the TypeScript around it, v128 values stay in wasm locals, and Binaryen optimizes. The module
+// also carries the CPU backend's other SIMD kernels (AdamW, at the end), which share its memory and loader.
 //
 // Memory layout (all offsets in bytes into the one linear memory the host owns and grows):
 //   raw A    the operand copied by the host, element (i, p) at rawA + 4 * (i * rs + p * cs)
@@ -179,5 +180,139 @@ export function gemm(
         }
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// AdamW (not a GEMM: it shares this module so that one build, one memory and one load serve both).
+
+/**
+ * One Adam/AdamW step, in place, over n4 (a multiple of 4) float32 elements at the byte addresses p, g,
+ * m, v and (when `ams`) x = the AMSGrad maximum; the host pads the last vector and ignores its padding.
+ * The same formula as src/backend/cpu/adamw.ts, in f32 lanes with the host's float64 constants rounded
+ * to f32 (c1 = 1 - β1, c2 = 1 - β2, step = lr / (1 - β1^t), rbc2 = 1 / sqrt(1 - β2^t), decay = 1 - lr·λ
+ * or 1, l2 = λ or 0, sign = ±1 for maximize). Multiply then add, never fused, so that every variant of
+ * the module gives the same bits.
+ */
+export function adamw(
+  p: usize,
+  g: usize,
+  m: usize,
+  v: usize,
+  x: usize,
+  n4: i32,
+  b1: f32,
+  c1: f32,
+  b2: f32,
+  c2: f32,
+  eps: f32,
+  step: f32,
+  rbc2: f32,
+  decay: f32,
+  l2: f32,
+  sign: f32,
+  ams: i32,
+): void {
+  const vb1 = f32x4.splat(b1);
+  const vc1 = f32x4.splat(c1);
+  const vb2 = f32x4.splat(b2);
+  const vc2 = f32x4.splat(c2);
+  const veps = f32x4.splat(eps);
+  const vstep = f32x4.splat(step);
+  const vrbc2 = f32x4.splat(rbc2);
+  const vdecay = f32x4.splat(decay);
+  const vl2 = f32x4.splat(l2);
+  const vsign = f32x4.splat(sign);
+  const end = (<usize>n4) << 2;
+  for (let o: usize = 0; o < end; o += 16) {
+    const th0 = v128.load(p + o);
+    const gi = f32x4.add(f32x4.mul(vsign, v128.load(g + o)), f32x4.mul(vl2, th0));
+    const mi = f32x4.add(f32x4.mul(vb1, v128.load(m + o)), f32x4.mul(vc1, gi));
+    const vi = f32x4.add(f32x4.mul(vb2, v128.load(v + o)), f32x4.mul(f32x4.mul(vc2, gi), gi));
+    v128.store(m + o, mi);
+    v128.store(v + o, vi);
+    let u = vi;
+    if (ams) {
+      // max that keeps a NaN from either side, like Math.max
+      const xm = v128.load(x + o);
+      u = v128.bitselect(xm, vi, f32x4.gt(xm, vi));
+      u = v128.bitselect(xm, u, f32x4.ne(xm, xm));
+      v128.store(x + o, u);
+    }
+    const th = f32x4.mul(th0, vdecay);
+    const den = f32x4.add(f32x4.mul(f32x4.sqrt(u), vrbc2), veps);
+    v128.store(p + o, f32x4.sub(th, f32x4.div(f32x4.mul(vstep, mi), den)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// GELU (tanh approximation) and its gradient, in f32 lanes without a tanh: with u = c (x + a x^3),
+// 0.5 (1 + tanh u) = s = 1 / (1 + e), e = exp(-2u), so gelu = x s (no cancellation for negative x) and
+// gelu' = s + 2 c x (1 + 3 a x^2) (e s) s. x is clamped to ±20 inside (past it s is 0 or 1 in f32);
+// ±Inf follow the float64 formula: gelu(-Inf) and gelu'(±Inf) are NaN, NaN stays NaN.
+
+const GELU_C: f32 = 0.7978845608028654; // sqrt(2 / pi)
+const GELU_A: f32 = 0.044715;
+
+/** e^z per lane (Cephes expf: z = n ln2 + r, |r| <= ln2 / 2, degree-5 polynomial), z clamped to ±87. */
+function expv(z: v128): v128 {
+  z = f32x4.min(f32x4.max(z, f32x4.splat(-87)), f32x4.splat(87));
+  const n = f32x4.nearest(f32x4.mul(z, f32x4.splat(1.4426950408889634)));
+  let r = f32x4.sub(z, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.1219444e-4)));
+  let p = f32x4.splat(1.98756915e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  return f32x4.mul(y, pow2n);
+}
+
+/** x clamped to ±20 (NaN stays NaN) and e = exp(-2u) of it, for gelu and geluGrad. */
+function geluE(xc: v128): v128 {
+  const u = f32x4.mul(
+    f32x4.splat(GELU_C),
+    f32x4.add(xc, f32x4.mul(f32x4.splat(GELU_A), f32x4.mul(f32x4.mul(xc, xc), xc))),
+  );
+  return expv(f32x4.mul(u, f32x4.splat(-2)));
+}
+
+function clamp20(x: v128): v128 {
+  return f32x4.min(f32x4.max(x, f32x4.splat(-20)), f32x4.splat(20));
+}
+
+/** o[i] = gelu(x[i]) over n4 (a multiple of 4) floats at byte addresses x and o (which may be equal). */
+export function gelu(x: usize, o: usize, n4: i32): void {
+  const one = f32x4.splat(1);
+  const negInf = f32x4.splat(-Infinity);
+  const nan = f32x4.splat(NaN);
+  const end = (<usize>n4) << 2;
+  for (let i: usize = 0; i < end; i += 16) {
+    const xv = v128.load(x + i);
+    const s = f32x4.div(one, f32x4.add(one, geluE(clamp20(xv))));
+    v128.store(o + i, v128.bitselect(nan, f32x4.mul(xv, s), f32x4.eq(xv, negInf)));
+  }
+}
+
+/** o[i] = g[i] · gelu'(x[i]) over n4 (a multiple of 4) floats at byte addresses x, g and o. */
+export function geluGrad(x: usize, g: usize, o: usize, n4: i32): void {
+  const one = f32x4.splat(1);
+  const inf = f32x4.splat(Infinity);
+  const nan = f32x4.splat(NaN);
+  const c2 = f32x4.splat(2 * GELU_C);
+  const a3 = f32x4.splat(3 * GELU_A);
+  const end = (<usize>n4) << 2;
+  for (let i: usize = 0; i < end; i += 16) {
+    const xv = v128.load(x + i);
+    const xc = clamp20(xv);
+    const e = geluE(xc);
+    const s = f32x4.div(one, f32x4.add(one, e));
+    const k = f32x4.mul(f32x4.mul(c2, xc), f32x4.add(one, f32x4.mul(a3, f32x4.mul(xc, xc))));
+    const d = f32x4.add(s, f32x4.mul(f32x4.mul(k, f32x4.mul(e, s)), s));
+    const r = f32x4.mul(v128.load(g + i), d);
+    v128.store(o + i, v128.bitselect(nan, r, f32x4.eq(f32x4.abs(xv), inf)));
   }
 }

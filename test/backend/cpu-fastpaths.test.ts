@@ -4,7 +4,7 @@
 // batched broadcast, chunked problems; every output element written; threads give bit-identical results.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { matmul, type Tensor } from '../../src/index.js';
+import { binary, matmul, unary, type Tensor } from '../../src/index.js';
 import {
   cpuBackend,
   cpuKernelCounters,
@@ -22,7 +22,9 @@ const defaults = setCpuKernelOptions({});
 after(() => setCpuKernelOptions(defaults));
 
 /** Increments of the deterministic counters while `fn` runs. */
-async function counted(fn: () => Promise<void>): Promise<Omit<CpuKernelCounters, 'matmulWorkerPanels'>> {
+async function counted(
+  fn: () => Promise<void>,
+): Promise<Omit<CpuKernelCounters, 'matmulWorkerPanels' | 'adamwWasm' | 'geluWasm'>> {
   const before = cpuKernelCounters();
   await fn();
   const now = cpuKernelCounters();
@@ -206,5 +208,54 @@ describe('cpu storage pool', () => {
       assert.ok(c >= n && c <= Math.max(n * 1.125 + 4, 4), `${n} -> ${c}`);
       assert.equal(StoragePool.classBytes(c), c, `class of ${c}`);
     }
+  });
+});
+
+describe('cpu WASM gelu and geluGrad', () => {
+  /** Lengths around the vector width and the staging chunk (32768), with specials first, then a wide range. */
+  function inputs(rng: ReturnType<typeof testRng>, n: number): O.ND {
+    const specials = [NaN, Infinity, -Infinity, 0, -0, 20, -20, 25, -25, 9.5, -9.5, 10.5, -10.5, 1e30, -1e30, 1e-40];
+    const wide = randomND(rng, [n], { low: -20, high: 20, dtype: 'float32' });
+    const near = randomND(rng, [n], { low: -4, high: 4, dtype: 'float32' });
+    return O.nd(
+      [n],
+      Array.from({ length: n }, (_, i) => (i < specials.length ? specials[i]! : i % 2 ? wide.data[i]! : near.data[i]!)),
+    );
+  }
+
+  test('match the float64 oracle over ±20, ±Inf and NaN on odd lengths, on the WASM path', async (t) => {
+    const rng = testRng('wasm gelu', t);
+    const prev = setCpuKernelOptions({ wasm: true, geluMin: 1 });
+    try {
+      for (const n of [1, 3, 5, 17, 1027, 40001]) {
+        const a = inputs(rng, n);
+        const g = randomND(rng, [n], { low: -2, high: 2, dtype: 'float32' });
+        const before = cpuKernelCounters().geluWasm;
+        const x = fromND(a, 'float32', 'cpu');
+        await expectTensor(unary('gelu', x), O.unary('gelu', a, 'float32'), 'float32', { what: `gelu n ${n}` });
+        const gt = fromND(g, 'float32', 'cpu');
+        await expectTensor(binary('geluGrad', x, gt), O.binary('geluGrad', a, g, 'float32'), 'float32', {
+          what: `geluGrad n ${n}`,
+        });
+        assert.equal(cpuKernelCounters().geluWasm - before, 2, `n ${n}: both ran on the WASM kernels`);
+      }
+    } finally {
+      setCpuKernelOptions(prev);
+    }
+  });
+
+  test('large dense gelu takes the WASM path by default; strided operands stay on the JS loops', async (t) => {
+    const rng = testRng('wasm gelu default', t);
+    setCpuKernelOptions({ wasm: true, geluMin: defaults.geluMin });
+    const a = randomND(rng, [300, 257], { low: -6, high: 6, dtype: 'float32' });
+    const before = cpuKernelCounters().geluWasm;
+    await expectTensor(unary('gelu', fromND(a, 'float32', 'cpu')), O.unary('gelu', a, 'float32'), 'float32', {
+      what: 'gelu [300, 257]',
+    });
+    assert.equal(cpuKernelCounters().geluWasm - before, 1);
+    const at = O.transpose(a);
+    const xt = fromND(at, 'float32', 'cpu').transpose();
+    await expectTensor(unary('gelu', xt), O.unary('gelu', a, 'float32'), 'float32', { what: 'gelu transposed' });
+    assert.equal(cpuKernelCounters().geluWasm - before, 1, 'a transposed view is not dense');
   });
 });

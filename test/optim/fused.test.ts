@@ -1,9 +1,13 @@
 // The fused Adam/AdamW path on every backend: parameters, gradients and moments packed into flat
 // buffers, one adamw kernel per parameter group, checked element by element against the float64
 // reference, through state-dict round trips and fallbacks, and by counters (dispatches, buffers).
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DeviceName } from '../../src/backend/backend.js';
+import type { DeviceName, TensorSpec } from '../../src/backend/backend.js';
+import { adamw as cpuAdamw } from '../../src/backend/cpu/adamw.js';
+import { CpuBuffer } from '../../src/backend/cpu/buffer.js';
+import { cpuKernelCounters, setCpuKernelOptions } from '../../src/backend/cpu/index.js';
+import type { AdamWAttrs } from '../../src/ops/opcodes.js';
 import '../../src/autograd/index.js';
 import { Adam, AdamW, clipGradNorm_, type AdamOptions, type Optimizer } from '../../src/optim/index.js';
 import { packGroup } from '../../src/optim/packed.js';
@@ -254,4 +258,64 @@ test('packGroup splits a group into chunks of at most maxChunk elements and keep
     assert.ok(ps[i]!.isLeaf && ps[i]!.requiresGrad, 'still a leaf that requires grad');
   }
   assert.equal(packGroup(ps, 6)!.chunks[3]!.params.storage, ps[3]!.storage, 'packed tensors are not moved again');
+});
+
+describe('cpu: the WASM SIMD adamw kernel', () => {
+  test('fused AdamW and Adam (L2, AMSGrad, maximize) on the WASM kernel match the float64 reference', async (t) => {
+    const prev = setCpuKernelOptions({ adamwMin: 1 });
+    try {
+      const before = cpuKernelCounters().adamwWasm;
+      await checkFused('cpu', testRng('fused adamw wasm', t), BASE, 6);
+      const h = { ...BASE, decoupled: false, amsgrad: true, maximize: true, beta2: 0.95, lr: 0.05 };
+      await checkFused('cpu', testRng('fused adam amsgrad wasm', t), h, 5);
+      assert.ok(cpuKernelCounters().adamwWasm - before >= 2 * 9, 'the WASM kernel ran every step of both groups');
+    } finally {
+      setCpuKernelOptions(prev);
+    }
+  });
+
+  /** One adamw kernel call on copies of p, g, m, v, vmax (at element offset `off`); returns p, m, v, vmax. */
+  function runKernel(data: readonly Float32Array[], off: number, n: number, a: AdamWAttrs): Float32Array[] {
+    const copies = data.map((d) => d.slice());
+    const spec = (d: Float32Array): TensorSpec => ({
+      buffer: new CpuBuffer(d.byteLength, d.buffer as ArrayBuffer),
+      dtype: 'float32',
+      shape: [n],
+      strides: [1],
+      offset: off,
+    });
+    const [p, g, m, v, x] = copies.map(spec);
+    cpuAdamw([g!, m!, v!, x!], p!, a);
+    return [copies[0]!, copies[2]!, copies[3]!, copies[4]!];
+  }
+
+  test('matches the float64 JS kernel within float32 rounding on random data and odd lengths', (t) => {
+    const rng = testRng('adamw wasm vs js', t);
+    for (const n of [1, 3, 5, 7, 64, 1023, (1 << 16) + 5, 3 * (1 << 16) + 2]) {
+      for (const amsgrad of [false, true]) {
+        const off = n % 3;
+        const len = n + off + 2;
+        const normals = (scale: number): Float32Array => Float32Array.from({ length: len }, () => scale * rng.normal());
+        const v = normals(1e-3).map(Math.abs);
+        const x = v.map((e) => e * (rng.bool() ? 2 : 0.5));
+        const data = [normals(1), normals(1), normals(0.1), v, x];
+        const a: AdamWAttrs = { ...BASE, amsgrad, maximize: amsgrad, decoupled: !amsgrad, step: 3 };
+        const prev = setCpuKernelOptions({ wasm: false });
+        const js = runKernel(data, off, n, a);
+        setCpuKernelOptions({ wasm: true, adamwMin: 1 });
+        const before = cpuKernelCounters().adamwWasm;
+        const wasm = runKernel(data, off, n, a);
+        assert.equal(cpuKernelCounters().adamwWasm - before, 1, 'the WASM kernel ran');
+        setCpuKernelOptions(prev);
+        const names = ['p', 'm', 'v', 'vmax'];
+        for (let k = 0; k < 4; k++) {
+          const what = `${names[k]} (n ${n}, amsgrad ${amsgrad})`;
+          assertClose(wasm[k]!, js[k]!, { dtype: 'float32', what });
+          for (const i of [...Array(off).keys(), n + off, n + off + 1]) {
+            assert.equal(wasm[k]![i], data[k === 0 ? 0 : k + 1]![i], `${what}: element ${i} outside the range kept`);
+          }
+        }
+      }
+    }
+  });
 });

@@ -1,9 +1,11 @@
 // The CPU adamw kernel: one Adam/AdamW step over flat float32 buffers, in place (the parameter, the
-// moments, and the AMSGrad maximum are all written), computed in float64 and stored as float32.
+// moments, and the AMSGrad maximum are all written), computed in float64 and stored as float32; from
+// 64K elements on, the WASM SIMD kernel (f32 lanes, wasmgemm.ts) does it instead.
 import { numel } from '../../core/shape.js';
 import type { AdamWAttrs } from '../../ops/opcodes.js';
 import type { Operand, TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
+import { wasmAdamw } from './wasmgemm.js';
 
 /**
  * adamw: for every element i of the contiguous float32 operands (inputs g, m, v[, vmax]; output p),
@@ -27,6 +29,10 @@ export function adamw(inputs: readonly Operand[], out: TensorSpec, a: AdamWAttrs
   const decay = a.decoupled ? 1 - lr * a.weightDecay : 1;
   const l2 = a.decoupled ? 0 : a.weightDecay;
   const sign = a.maximize ? -1 : 1;
+  const offs = [po, go, mo, vo, xo] as const;
+  const consts = [b1, 1 - b1, b2, 1 - b2, eps, stepSize, rbc2, decay, l2, sign];
+  // lr = 0 stays here: the WASM kernel has no "θ itself" case (0 · m / 0 would give NaN when eps = 0)
+  if (lr !== 0 && wasmAdamw({ n, p, g, m, v, x: vmax, offs, consts })) return;
   for (let i = 0; i < n; i++) {
     const th0 = p[po + i]!;
     const gi = sign * g[go + i]! + l2 * th0;

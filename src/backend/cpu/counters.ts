@@ -13,10 +13,21 @@ export interface CpuKernelCounters {
    * the pool actually helped (timing-dependent: a worker the OS did not schedule in time does less).
    */
   matmulWorkerPanels: number;
+  /** AdamW steps (one per kernel call) run by the WASM SIMD kernel. */
+  adamwWasm: number;
+  /** Contiguous float32 gelu and geluGrad calls run by the WASM SIMD kernels. */
+  geluWasm: number;
 }
 
 /** The live counters (mutated by the kernels). */
-export const counters: CpuKernelCounters = { matmulJs: 0, matmulWasm: 0, matmulThreaded: 0, matmulWorkerPanels: 0 };
+export const counters: CpuKernelCounters = {
+  matmulJs: 0,
+  matmulWasm: 0,
+  matmulThreaded: 0,
+  matmulWorkerPanels: 0,
+  adamwWasm: 0,
+  geluWasm: 0,
+};
 
 /** A snapshot of the CPU kernel counters. */
 export function cpuKernelCounters(): CpuKernelCounters {

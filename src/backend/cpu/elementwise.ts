@@ -1,14 +1,16 @@
 // Elementwise kernels (unary, binary, where, cast, copy) over arbitrary strided operands: one driver
 // coalesces dims, walks rows in chunks, decodes float16 operands into scratch, and calls a row loop.
+// Dense float32 gelu and geluGrad above a size threshold run on the WASM SIMD kernels instead.
 import type { DType } from '../../core/dtype.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../core/float16.js';
-import { numel } from '../../core/shape.js';
+import { isContiguous, numel } from '../../core/shape.js';
 import { isScalar, type Operand, type ScalarSpec, type TensorSpec } from '../backend.js';
 import type { BinaryOp, UnaryOp } from '../../ops/opcodes.js';
 import { rawView, view } from './buffer.js';
 import { BINARY_LOOPS, UNARY_LOOPS, castBoolLoop, castLoop, whereLoop } from './ewloops.js';
 import type { BinaryLoop, InArr, OutArr, TernaryLoop, UnaryLoop } from './ewloops.js';
 import { CHUNK, RowIter, coalesce, decodeF16, encodeF16, scratchF32 } from './strided.js';
+import { wasmGelu } from './wasmgemm.js';
 
 /** A scalar operand as a one-element array of what its dtype stores (float16 as its decoded value). */
 function scalarArray(s: ScalarSpec): InArr {
@@ -114,13 +116,35 @@ function drive(fn: UnaryLoop | BinaryLoop | TernaryLoop, inputs: readonly Operan
   }
 }
 
+/** A dense float32 tensor of n elements (contiguous strides), as its array and offset; null otherwise. */
+function denseF32(x: Operand | undefined, n: number): [Float32Array, number] | null {
+  if (!x || isScalar(x) || x.dtype !== 'float32' || numel(x.shape) !== n || !isContiguous(x.shape, x.strides))
+    return null;
+  return [view(x.buffer, 'float32'), x.offset];
+}
+
+/**
+ * gelu (g undefined) or geluGrad of dense float32 operands on the WASM SIMD kernels (above their size
+ * threshold); false when they do not apply, having written nothing.
+ */
+function geluFast(x: Operand, g: Operand | undefined, out: TensorSpec, grad: boolean): boolean {
+  const n = numel(out.shape);
+  const xs = denseF32(x, n);
+  const gs = grad ? denseF32(g, n) : null;
+  const os = denseF32(out, n);
+  if (!xs || !os || (grad && !gs)) return false;
+  return wasmGelu(n, xs[0], xs[1], gs ? gs[0] : null, gs ? gs[1] : 0, os[0], os[1]);
+}
+
 /** Unary elementwise op `op`: out = op(x). */
 export function unary(op: UnaryOp, inputs: readonly Operand[], out: TensorSpec): void {
+  if (op === 'gelu' && geluFast(inputs[0]!, undefined, out, false)) return;
   drive(UNARY_LOOPS[op], inputs, out);
 }
 
 /** Binary elementwise op `op`: out = a op b (either may be a scalar); int mul/pow wrap exactly. */
 export function binary(op: BinaryOp, inputs: readonly Operand[], out: TensorSpec): void {
+  if (op === 'geluGrad' && geluFast(inputs[0]!, inputs[1], out, true)) return;
   const intOut = out.dtype === 'int32' || out.dtype === 'uint32';
   drive(BINARY_LOOPS[intOut && op === 'mul' ? 'imul' : intOut && op === 'pow' ? 'ipow' : op], inputs, out);
 }

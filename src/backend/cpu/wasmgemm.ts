@@ -1,7 +1,8 @@
 // The WebAssembly SIMD matmul of the CPU backend: loads the module built from wasm/gemm.ts (relaxed SIMD
 // where the runtime has it, else plain SIMD), stages float32 operands into its linear memory, packs and
 // multiplies there (on the worker pool above a size threshold) and copies C out. Small or unsupported
-// problems return false and stay on the JS kernels in gemm.ts.
+// problems return false and stay on the JS kernels in gemm.ts. The same module's AdamW kernel runs here
+// too (wasmAdamw), and its gelu and geluGrad (wasmGelu), each staged chunk by chunk through the same memory.
 import { counters } from './counters.js';
 import type { MatRef, OutRef } from './gemm.js';
 import { GemmPool, MAX_POOLED_PANELS, type GemmFn } from './threads.js';
@@ -50,19 +51,44 @@ export interface CpuKernelOptions {
    * run in column and row chunks. The memory grows to the largest chunk seen and never shrinks.
    */
   chunkFloats: number;
+  /** Elements from which AdamW runs on the WASM kernel (default 65536; tests lower it). */
+  adamwMin: number;
+  /** Elements from which contiguous float32 gelu and geluGrad run on the WASM kernels (default 16384). */
+  geluMin: number;
 }
 
-interface Wasm {
+/** A linear memory and a float view of it (replaced when the memory grows). */
+interface Mem {
   readonly memory: WebAssembly.Memory;
+  f32: Float32Array;
+}
+
+/**
+ * The streaming kernels (AdamW, gelu): an instance on an ordinary, unshared memory, because copies in and
+ * out of a SharedArrayBuffer run ~2.5x slower in V8 and these kernels are mostly copies.
+ */
+interface StreamKernels extends Mem {
+  readonly adamw: GemmFn;
+  readonly gelu: GemmFn;
+  readonly geluGrad: GemmFn;
+}
+
+interface Wasm extends Mem {
   readonly gemm: GemmFn;
   readonly packB: GemmFn;
   readonly pool: GemmPool | null;
-  f32: Float32Array;
+  readonly stream: StreamKernels;
 }
 
 let wasm: Wasm | null = null;
 let info: CpuKernelInfo = { wasm: null, threads: 1, notes: ['WASM kernels not initialized'] };
-const options: CpuKernelOptions = { wasm: true, threads: true, chunkFloats: 1 << 25 };
+const options: CpuKernelOptions = {
+  wasm: true,
+  threads: true,
+  chunkFloats: 1 << 25,
+  adamwMin: 1 << 16,
+  geluMin: 1 << 14,
+};
 
 /** What the fast paths found (WASM variant, thread count, and why anything is off). */
 export function cpuKernelInfo(): CpuKernelInfo {
@@ -120,7 +146,27 @@ export async function initWasmKernels(): Promise<void> {
       : new WebAssembly.Memory({ initial: 1 });
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, GemmFn>;
     const pool = shared && node ? new GemmPool(cores - 1, node.spawnNodeWorker, module, memory, true) : null;
-    wasm = { memory, gemm: exports.gemm!, packB: exports.packB!, pool, f32: new Float32Array(memory.buffer) };
+    const plainMemory = shared ? new WebAssembly.Memory({ initial: 1 }) : memory;
+    const plain = shared
+      ? (new WebAssembly.Instance(new WebAssembly.Module(decodeBase64(GEMM_WASM[relaxed ? 'relaxed' : 'simd'])), {
+          env: { memory: plainMemory },
+        }).exports as Record<string, GemmFn>)
+      : exports;
+    const stream: StreamKernels = {
+      memory: plainMemory,
+      f32: new Float32Array(plainMemory.buffer),
+      adamw: plain.adamw!,
+      gelu: plain.gelu!,
+      geluGrad: plain.geluGrad!,
+    };
+    wasm = {
+      memory,
+      gemm: exports.gemm!,
+      packB: exports.packB!,
+      pool,
+      f32: new Float32Array(memory.buffer),
+      stream,
+    };
     info = { wasm: relaxed ? 'relaxed-simd' : 'simd', threads: pool ? pool.size + 1 : 1, notes };
   } catch (e) {
     wasm = null;
@@ -154,7 +200,7 @@ function chunkFloats(mc: number, nc: number, k: number): number {
 }
 
 /** A WASM memory view of at least `floats` floats (grown as needed), or null when it cannot grow. */
-function ensure(w: Wasm, floats: number): Float32Array | null {
+function ensure(w: Mem, floats: number): Float32Array | null {
   const bytes = floats * 4;
   const have = w.memory.buffer.byteLength;
   try {
@@ -259,5 +305,98 @@ export function wasmGemm(m: number, n: number, k: number, a: MatRef, b: MatRef, 
   counters.matmulWasm++;
   if (threaded) counters.matmulThreaded++;
   if (pool) counters.matmulWorkerPanels = pool.workerPanels;
+  return true;
+}
+
+/** Elements of one AdamW chunk: five 256 KiB arrays (p, g, m, v, vmax) stay in L2 between copies. */
+const ADAMW_CHUNK = 1 << 16;
+
+/** The AdamW step's operands and float64 constants (see adamw.ts), as wasmAdamw takes them. */
+export interface AdamWOperands {
+  readonly n: number;
+  readonly p: Float32Array;
+  readonly g: Float32Array;
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  /** The AMSGrad maximum, or null. */
+  readonly x: Float32Array | null;
+  /** Element offsets of p, g, m, v, x in their arrays. */
+  readonly offs: readonly [number, number, number, number, number];
+  /** b1, 1 - b1, b2, 1 - b2, eps, stepSize, rbc2, decay, l2, sign (float64, rounded to f32 by the call). */
+  readonly consts: readonly number[];
+}
+
+/**
+ * One AdamW step through the WASM kernel, chunk by chunk (copy p, g, m, v[, vmax] in, update, copy p, m,
+ * v[, vmax] back); returns false, having written nothing, when the module is off or n is below the
+ * threshold. f32 arithmetic: within a few float32 ulps of the float64 JS kernel.
+ */
+export function wasmAdamw(o: AdamWOperands): boolean {
+  const w = wasm?.stream;
+  const n = o.n;
+  if (!w || !options.wasm || n < options.adamwMin || n === 0) return false;
+  const ch = Math.min(ADAMW_CHUNK, roundUp(n, 4));
+  const span = roundUp(ch, ALIGN); // regions (floats): p, g, m, v, vmax
+  const pB = ALIGN;
+  const gB = pB + span;
+  const mB = gB + span;
+  const vB = mB + span;
+  const xB = vB + span;
+  const mem = ensure(w, xB + roundUp(ch, ALIGN));
+  if (!mem) return false;
+  const [po, go, mo, vo, xo] = o.offs;
+  const ams = o.x !== null;
+  for (let i0 = 0; i0 < n; i0 += ch) {
+    const len = Math.min(ch, n - i0);
+    mem.set(o.p.subarray(po + i0, po + i0 + len), pB);
+    mem.set(o.g.subarray(go + i0, go + i0 + len), gB);
+    mem.set(o.m.subarray(mo + i0, mo + i0 + len), mB);
+    mem.set(o.v.subarray(vo + i0, vo + i0 + len), vB);
+    if (o.x) mem.set(o.x.subarray(xo + i0, xo + i0 + len), xB);
+    w.adamw(pB * 4, gB * 4, mB * 4, vB * 4, xB * 4, roundUp(len, 4), ...o.consts, ams ? 1 : 0);
+    o.p.set(mem.subarray(pB, pB + len), po + i0);
+    o.m.set(mem.subarray(mB, mB + len), mo + i0);
+    o.v.set(mem.subarray(vB, vB + len), vo + i0);
+    if (o.x) o.x.set(mem.subarray(xB, xB + len), xo + i0);
+  }
+  counters.adamwWasm++;
+  return true;
+}
+
+/** Elements of one gelu chunk: x, g and out (3 x 128 KiB) stay in L2 between copies. */
+const GELU_CHUNK = 1 << 15;
+
+/**
+ * out[oo + i] = gelu(x[xo + i]) (g null) or g[go + i] · gelu'(x[xo + i]) for i < n, through the WASM
+ * kernels chunk by chunk; `out` may be `x` or `g` at the same offset. Returns false, having written
+ * nothing, when the module is off or n is below the threshold.
+ */
+export function wasmGelu(
+  n: number,
+  x: Float32Array,
+  xo: number,
+  g: Float32Array | null,
+  go: number,
+  out: Float32Array,
+  oo: number,
+): boolean {
+  const w = wasm?.stream;
+  if (!w || !options.wasm || n < options.geluMin || n === 0) return false;
+  const ch = Math.min(GELU_CHUNK, roundUp(n, 4));
+  const xB = ALIGN;
+  const gB = xB + roundUp(ch, ALIGN);
+  const oB = gB + roundUp(ch, ALIGN);
+  const mem = ensure(w, oB + roundUp(ch, ALIGN));
+  if (!mem) return false;
+  for (let i0 = 0; i0 < n; i0 += ch) {
+    const len = Math.min(ch, n - i0);
+    mem.set(x.subarray(xo + i0, xo + i0 + len), xB);
+    if (g) {
+      mem.set(g.subarray(go + i0, go + i0 + len), gB);
+      w.geluGrad(xB * 4, gB * 4, oB * 4, roundUp(len, 4));
+    } else w.gelu(xB * 4, oB * 4, roundUp(len, 4));
+    out.set(mem.subarray(oB, oB + len), oo + i0);
+  }
+  counters.geluWasm++;
   return true;
 }
