@@ -45,6 +45,8 @@ export interface GptJob {
   readonly valData: WindowSampler;
   readonly config: GPTConfig;
   readonly model: GPT;
+  /** The model's generator (init, then dropout): its state is checkpointed. */
+  readonly generator: Generator;
   readonly optimizer: AdamW;
   readonly schedule: LRSchedule;
   /** Sequences per step (B) and context length (T). */
@@ -86,7 +88,8 @@ export async function buildGptJob(a: Parsed, steps: number): Promise<GptJob> {
     dropout: num('dropout', 0),
     bias: true,
   };
-  const model = new GPT(config, { device, generator: new Generator(seed) });
+  const generator = new Generator(seed);
+  const model = new GPT(config, { device, generator });
   const decay = model.parameters().filter((p) => p.ndim >= 2);
   const noDecay = model.parameters().filter((p) => p.ndim < 2);
   const optimizer = new AdamW(
@@ -112,6 +115,7 @@ export async function buildGptJob(a: Parsed, steps: number): Promise<GptJob> {
     valData,
     config,
     model,
+    generator,
     optimizer,
     schedule,
     batchSize: B,

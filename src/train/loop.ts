@@ -40,10 +40,13 @@ export interface LoopSpec {
   /** Evaluate every N steps and after the last step (0: never). */
   evalEvery: number;
   evalBatches: number;
-  onStep(r: StepRecord): void;
+  /** Called after each step; a returned promise (e.g. a checkpoint being saved) is awaited. */
+  onStep(r: StepRecord): void | Promise<void>;
   onEval(r: EvalRecord): void;
   /** First step (for resumed runs). */
   startStep?: number;
+  /** Checked after each step: true ends the run there (no final eval), e.g. after SIGINT. */
+  shouldStop?: () => boolean;
 }
 
 /** Mean loss over `n` held-out batches, in eval mode, without a graph. */
@@ -84,7 +87,8 @@ export async function trainLoop(spec: LoopSpec): Promise<{ last?: StepRecord; la
     logged.dispose();
     const ms = performance.now() - t0;
     last = { step, loss: loss!, gradNorm: gradNorm!, lr, ms, tokensPerSec: (spec.tokensPerStep / ms) * 1000 };
-    spec.onStep(last);
+    await spec.onStep(last);
+    if (spec.shouldStop?.()) return { last, ...(lastEval ? { lastEval } : {}) };
   }
   if (spec.evalEvery > 0 && spec.steps > (spec.startStep ?? 0)) {
     lastEval = { step: spec.steps, valLoss: await evaluate(spec) };

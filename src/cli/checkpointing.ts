@@ -1,0 +1,104 @@
+// Checkpoints of the default `loom train` job: what a checkpoint records about the run (model and
+// optimizer state, data sampler and RNG states, the config) and how `--resume` restores it exactly.
+import { readFileSync } from 'node:fs';
+import { TensorloomError } from '../core/errors.js';
+import { loadLatestCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import type { AdamOptions, OptimizerStateDict } from '../optim/index.js';
+import { defaultGenerator } from '../tensor/index.js';
+import type { GptJob } from './gptjob.js';
+
+/** The settings a resumed run must share with the run that wrote the checkpoint. */
+export type RunConfig = Record<string, unknown>;
+
+/** The tensorloom version (from package.json; 'unknown' when it cannot be read). */
+function version(): string {
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'tensorloom' && pkg.version) return pkg.version;
+    } catch {
+      // try the next layout (src/ under tsx, dist/src/ when built)
+    }
+  }
+  return 'unknown';
+}
+
+/** Saves the job's state after `step` completed steps into `dir`; returns the checkpoint folder. */
+export async function saveJobCheckpoint(dir: string, job: GptJob, step: number, config: RunConfig): Promise<string> {
+  const opt = job.optimizer.stateDict();
+  return saveCheckpoint(
+    dir,
+    {
+      step,
+      model: job.model.stateDict(),
+      optimizer: { state: opt.state, paramGroups: opt.paramGroups },
+      extra: {
+        config,
+        sampler: { train: job.trainData.getState(), val: job.valData.getState() },
+        rng: { default: defaultGenerator.getState(), model: job.generator.getState() },
+      },
+    },
+    { version: version() },
+  );
+}
+
+/** Differences between two JSON-like values, as `path: saved vs now` lines. */
+function differences(saved: unknown, now: unknown, path: string, out: string[]): void {
+  if (typeof saved === 'object' && saved !== null && typeof now === 'object' && now !== null) {
+    const keys = new Set([...Object.keys(saved), ...Object.keys(now)]);
+    for (const k of keys) {
+      differences(
+        (saved as Record<string, unknown>)[k],
+        (now as Record<string, unknown>)[k],
+        path ? `${path}.${k}` : k,
+        out,
+      );
+    }
+  } else if (saved !== now) {
+    out.push(`${path}: ${JSON.stringify(saved)} in the checkpoint, ${JSON.stringify(now)} now`);
+  }
+}
+
+/**
+ * Restores the newest usable checkpoint in `dir` into `job` (model, optimizer, samplers, RNGs) and
+ * returns the step to continue from. Refuses a checkpoint whose config differs from `config`.
+ */
+export async function resumeJob(
+  dir: string,
+  job: GptJob,
+  config: RunConfig,
+  log: (s: string) => void,
+): Promise<number> {
+  const ck = await loadLatestCheckpoint(dir, { device: job.device, log });
+  if (!ck) throw new TensorloomError(`--resume: no checkpoint found in ${dir}`);
+  try {
+    const diffs: string[] = [];
+    differences(ck.extra.config, config, '', diffs);
+    if (diffs.length) {
+      throw new TensorloomError(
+        `--resume: ${ck.path} was written by a run with a different config; refusing it:\n  ${diffs.join('\n  ')}`,
+      );
+    }
+    const extra = ck.extra as {
+      sampler: { train: number; val: number };
+      rng: {
+        default: ReturnType<typeof defaultGenerator.getState>;
+        model: ReturnType<typeof defaultGenerator.getState>;
+      };
+    };
+    job.model.loadStateDict(ck.model);
+    job.optimizer.loadStateDict(ck.optimizer as unknown as OptimizerStateDict<AdamOptions>);
+    job.trainData.setState(extra.sampler.train);
+    job.valData.setState(extra.sampler.val);
+    defaultGenerator.setState(extra.rng.default);
+    job.generator.setState(extra.rng.model);
+    log(`resumed from ${ck.path} at step ${ck.step}`);
+    return ck.step;
+  } finally {
+    for (const t of ck.model.values()) t.dispose();
+    for (const st of Object.values(ck.optimizer.state)) for (const t of Object.values(st.tensors)) t.dispose();
+  }
+}
