@@ -1,37 +1,14 @@
 // Tests scripts/check-layers.mjs end to end: it runs the script on small fixture trees written to a
 // temporary folder and checks what it reports and its exit code.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { runScript, tempTree } from './util.js';
 
-const SCRIPT = fileURLToPath(new URL('../../scripts/check-layers.mjs', import.meta.url));
-const tmpRoots: string[] = [];
+/** A fresh temp tree holding `files`. */
+const tree = (files: Record<string, string>): string => tempTree('tl-layers-', files);
 
-after(() => {
-  for (const d of tmpRoots) rmSync(d, { recursive: true, force: true });
-});
-
-/** Writes `files` (path relative to the tree root -> source) into a fresh temp tree; returns its root. */
-function tree(files: Record<string, string>): string {
-  const root = join(mkdtempSync(join(tmpdir(), 'tl-layers-')), 'src');
-  tmpRoots.push(dirname(root));
-  for (const [rel, text] of Object.entries(files)) {
-    const p = join(root, rel);
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, text);
-  }
-  return root;
-}
-
-/** Runs the checker on `root`; returns its exit code and combined output. */
-function check(root: string): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [SCRIPT, root], { encoding: 'utf8' });
-  return { code: r.status, out: r.stdout + r.stderr };
-}
+/** Runs the script on `root`; returns its exit code and combined output. */
+const check = (root: string) => runScript('check-layers.mjs', root);
 
 /** A tree that follows every rule, including the things that look like violations but are not. */
 const CLEAN: Record<string, string> = {

@@ -1,35 +1,14 @@
 // Tests scripts/size-report.mjs on a small fixture tree: code-line counting, the op and flag counts,
 // and the exit code when a file is over the 500-line limit.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { runScript, tempTree } from './util.js';
 
-const SCRIPT = fileURLToPath(new URL('../../scripts/size-report.mjs', import.meta.url));
-const tmpRoots: string[] = [];
+/** A fresh temp tree holding `files`. */
+const tree = (files: Record<string, string>): string => tempTree('tl-size-', files);
 
-after(() => {
-  for (const d of tmpRoots) rmSync(d, { recursive: true, force: true });
-});
-
-function tree(files: Record<string, string>): string {
-  const root = join(mkdtempSync(join(tmpdir(), 'tl-size-')), 'src');
-  tmpRoots.push(dirname(root));
-  for (const [rel, text] of Object.entries(files)) {
-    const p = join(root, rel);
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, text);
-  }
-  return root;
-}
-
-function report(root: string): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [SCRIPT, root], { encoding: 'utf8' });
-  return { code: r.status, out: r.stdout + r.stderr };
-}
+/** Runs the script on `root`; returns its exit code and combined output. */
+const report = (root: string) => runScript('size-report.mjs', root);
 
 const BASE: Record<string, string> = {
   'ops/opcodes.ts': "export type ViewOp = 'reshape' | 'permute'; // views\nexport type KernelOp = 'add' | 'exp';\n",
