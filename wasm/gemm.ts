@@ -36,7 +36,7 @@ function madd(a: v128, b: v128, c: v128): v128 {
  * C[0..4, 0..8] (+)= A panel (4 x kc) @ B panel (kc x 8). `a`, `b` point at the packed panels, `c` at
  * the tile, `ldcb` is C's row stride in bytes; `first` stores instead of accumulating (the first K block).
  */
-function kernel4x8(kc: i32, a: usize, b: usize, c: usize, ldcb: usize, first: bool): void {
+export function kernel4x8(kc: i32, a: usize, b: usize, c: usize, ldcb: usize, first: bool): void {
   let c00 = f32x4.splat(0);
   let c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0);
@@ -316,3 +316,8 @@ export function geluGrad(x: usize, g: usize, o: usize, n4: i32): void {
     v128.store(o + i, v128.bitselect(nan, r, f32x4.eq(f32x4.abs(xv), inf)));
   }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// conv2d as implicit GEMMs on the kernel above (wasm/conv.ts).
+export { convForward, convBackwardInput, convBackwardWeight, convSumSlices } from './conv';
+export { dwForward, dwBackwardInput, dwBackwardWeight } from './depthwise';

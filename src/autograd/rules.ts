@@ -7,6 +7,10 @@ import {
   Tensor,
   binary,
   cast,
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  avgPool2dBackward,
+  batchNormGrads,
   crossEntropyRowsBackward,
   expand,
   gather,
@@ -15,6 +19,7 @@ import {
   layerNormBackward,
   layerNormParamsBackward,
   matmul,
+  maxPool2dBackward,
   permute,
   reshape,
   scatterAdd,
@@ -205,6 +210,30 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
     const row = (i: number) => reshape(slice(p, 0, i, i + 1), [p.shape[1]!]); // views
     return [gx, ctx.needs(1) ? row(0) : null, ctx.needs(2) ? row(1) : null];
   },
+  conv2d: (ctx) => {
+    const { node, grad } = ctx;
+    const attrs = node.attrs as AttrMap['conv2d'];
+    const x = node.input(0); // (N, C, H, W)
+    const w = node.input(1); // (O, C/groups, KH, KW)
+    return [
+      ctx.needs(0) ? conv2dBackwardInput(grad, w, [x.shape[2]!, x.shape[3]!], attrs) : null,
+      ctx.needs(1) ? conv2dBackwardWeight(x, grad, [w.shape[2]!, w.shape[3]!], attrs) : null,
+      ctx.needs(2) ? sum(grad, [0, 2, 3]) : null,
+    ];
+  },
+  // pooling: max routes gy to the argmax the forward saved; avg spreads it over each window
+  maxPool2d: ({ node, grad }) => [
+    maxPool2dBackward(grad, node.aux(0), inShape(node, 0), node.attrs as AttrMap['maxPool2d']),
+  ],
+  avgPool2d: ({ node, grad }) => [avgPool2dBackward(grad, inShape(node, 0), node.attrs as AttrMap['avgPool2d'])],
+  batchNorm: (ctx) => {
+    const { node, grad } = ctx;
+    const attrs = node.attrs as AttrMap['batchNorm'];
+    const needs = [ctx.needs(0), ctx.needs(3), ctx.needs(4)] as const;
+    const [x, mean, variance] = [node.input(0), node.input(1), node.input(2)]; // (N, C, L), (C), (C)
+    const [gx, gw, gb] = batchNormGrads(x, mean, variance, operand(node, 3), grad, attrs, needs);
+    return [gx, null, null, gw, gb];
+  },
   gather: ({ node, grad }) => {
     const { dim } = node.attrs as AttrMap['gather'];
     return [scatterAdd(zeros(inShape(node, 0), { dtype: grad.dtype, device: grad.device }), dim, node.input(1), grad), null];
@@ -247,6 +276,9 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
   adamw: null, // an in-place optimizer update, never recorded
   // backward-only kernels; backward runs without recording, so double backward is not supported
   crossEntropyRowsBackward: null, layerNormBackward: null, layerNormParamsBackward: null,
+  conv2dBackwardInput: null, conv2dBackwardWeight: null,
+  maxPool2dBackward: null, avgPool2dBackward: null, batchNormStats: null, batchNormParamsBackward: null,
+  batchNormBackward: null,
 }; // prettier-ignore
 
 /** maximum/minimum: the gradient goes to the winning operand, split in half on ties (as PyTorch). */

@@ -53,7 +53,22 @@ export type KernelOp =
   | 'crossEntropyRowsBackward' // (logits, targets, lse, per-row grad) -> dlogits (N, C) in one pass
   | 'layerNorm' // (x (rows, D), weight (D) or 1, bias (D) or 0) -> y; aux: per-row [mean, rstd] (rows, 2) f32
   | 'layerNormBackward' // (x, weight or 1, stats, gy) -> gx (rows, D)
-  | 'layerNormParamsBackward'; // (x, stats, gy) -> (2, D): [sum_r gy * xhat; sum_r gy]
+  | 'layerNormParamsBackward' // (x, stats, gy) -> (2, D): [sum_r gy * xhat; sum_r gy]
+  // 2-D convolution (torch.nn.functional.conv2d), all operands contiguous (see tensor/conv.ts)
+  | 'conv2d' // (x (N, C, H, W), w (O, C/groups, KH, KW)[, bias (O)]) -> y (N, O, OH, OW)
+  | 'conv2dBackwardInput' // (gy (N, O, OH, OW), w) -> gx (N, C, H, W)
+  | 'conv2dBackwardWeight' // (x, gy) -> gw (O, C/groups, KH, KW)
+  // 2-D pooling of the planes of x (N, C, H, W), any strides (see tensor/pool.ts); the backward kernels
+  // gather over the windows that contain each input element (no atomics, no scatter races)
+  | 'maxPool2d' // x -> y (N, C, OH, OW); aux: int32 argmax h * W + w within the plane (-1 for an empty window)
+  | 'maxPool2dBackward' // (gy (N, C, OH, OW), argmax) -> gx (N, C, H, W): gy routed to each window's argmax
+  | 'avgPool2d' // x -> y (N, C, OH, OW): window means, fixed windows or adaptive ones (attrs.adaptive)
+  | 'avgPool2dBackward' // gy (N, C, OH, OW) -> gx (N, C, H, W) (the output shape gives H and W)
+  // batch normalization of x viewed as (N, C, L), per channel over N and L (see tensor/batchnorm.ts)
+  | 'batchNormStats' // x -> (2, C) f32: [mean; biased variance], two passes per channel
+  | 'batchNorm' // (x, mean (C), var (C), weight (C) or 1, bias (C) or 0) -> (x - mean) * rsqrt(var + eps) * w + b
+  | 'batchNormParamsBackward' // (x, mean, var, gy) -> (2, C): [sum gy * xhat; sum gy] over N and L
+  | 'batchNormBackward'; // (x, mean, var, w or 1, gy, sums (2, C) or 0) -> gx = w rstd (gy - (s1 + xhat s0) / NL)
 
 /** Ops that only re-describe storage (shape/strides/offset) and run no kernel. */
 export type ViewOp = 'reshape' | 'permute' | 'slice' | 'expand';
@@ -86,10 +101,59 @@ export interface AttrMap {
   layerNorm: { eps: number };
   layerNormBackward: Record<string, never>;
   layerNormParamsBackward: Record<string, never>;
+  conv2d: Conv2dAttrs;
+  conv2dBackwardInput: Conv2dAttrs & { inputSize: [number, number] };
+  conv2dBackwardWeight: Conv2dAttrs & { kernelSize: [number, number] };
+  maxPool2d: MaxPool2dAttrs;
+  maxPool2dBackward: MaxPool2dAttrs;
+  avgPool2d: AvgPool2dAttrs;
+  avgPool2dBackward: AvgPool2dAttrs;
+  batchNormStats: Record<string, never>;
+  /** `training`: mean and var are x's own batch statistics, so the gradient rule differentiates through them. */
+  batchNorm: { eps: number; training: boolean };
+  batchNormParamsBackward: { eps: number };
+  batchNormBackward: { eps: number };
   reshape: { shape: number[] };
   permute: { dims: number[] };
   slice: { axis: number; start: number; end: number; step: number };
   expand: { shape: number[] };
+}
+
+/**
+ * Attributes of the conv2d ops, normalized to (height, width) pairs: output size along a dim is
+ * floor((in + 2 * padding - dilation * (k - 1) - 1) / stride) + 1; `groups` divides C and O.
+ */
+export interface Conv2dAttrs {
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  groups: number;
+}
+
+/**
+ * Window geometry of max pooling, as (height, width) pairs: output row oh covers input rows
+ * oh * stride - padding + i * dilation for i < kernel (out of range rows are skipped). The output size
+ * (which ceil mode changed) comes with the output shape, the input size with the input's.
+ */
+export interface MaxPool2dAttrs {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+}
+
+/**
+ * Window geometry of average pooling (torch.nn.functional.avg_pool2d): rows [oh * stride - padding,
+ * + kernel) clipped to the padded input for the divisor when `countIncludePad`, to the input otherwise.
+ * With `adaptive` the windows are instead [floor(oh * H / OH), ceil((oh + 1) * H / OH)) (adaptive_avg_pool2d)
+ * and kernel, stride and padding are unused.
+ */
+export interface AvgPool2dAttrs {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number];
+  countIncludePad: boolean;
+  adaptive: boolean;
 }
 
 /** Attributes of the fused cross-entropy ops: targets equal to `ignoreIndex` give 0; smoothing in [0, 1]. */

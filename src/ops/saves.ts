@@ -35,5 +35,10 @@ export const SAVES: Readonly<Record<OpCode, SaveSpec | null>> = {
   crossEntropyRows: { inputs: [0, 1], output: false, aux: true }, layerNorm: { inputs: [0, 1], output: false, aux: true },
   // backward-only kernels: their results carry no graph (double backward is not supported)
   crossEntropyRowsBackward: null, layerNormBackward: null, layerNormParamsBackward: null,
+  conv2d: xy, conv2dBackwardInput: null, conv2dBackwardWeight: null,
+  // pooling: max keeps its argmax (aux), avg needs only shapes; batch norm keeps x, mean, var and weight
+  maxPool2d: { inputs: [], output: false, aux: true }, avgPool2d: none, maxPool2dBackward: null, avgPool2dBackward: null,
+  batchNorm: { inputs: [0, 1, 2, 3], output: false }, batchNormStats: null, batchNormParamsBackward: null,
+  batchNormBackward: null,
   reshape: none, permute: none, slice: none, expand: none,
 }; // prettier-ignore

@@ -104,3 +104,79 @@ export function concatShape(shapes: readonly Shape[], axis: number, op = 'concat
   out[axis] = total;
   return out;
 }
+
+/**
+ * Output shape (N, O, OH, OW) of conv2d for input x (N, C, H, W) and weight w (O, C/groups, KH, KW),
+ * checking the channel/group contract and that the dilated kernel fits the padded input.
+ */
+export function conv2dShape(
+  op: string,
+  x: Shape,
+  w: Shape,
+  a: { stride: readonly number[]; padding: readonly number[]; dilation: readonly number[]; groups: number },
+): [number, number, number, number] {
+  if (x.length !== 4 || w.length !== 4)
+    throw new OpError(
+      op,
+      `needs input (N, C, H, W) and weight (O, C/groups, KH, KW), got ${fmtShape(x)} and ${fmtShape(w)}`,
+    );
+  const [n, c, h, wd] = x as [number, number, number, number];
+  const [o, cg, kh, kw] = w as [number, number, number, number];
+  const g = a.groups;
+  if (c % g !== 0 || o % g !== 0)
+    throw new OpError(op, `groups=${g} must divide both input channels ${c} and output channels ${o}`);
+  if (cg * g !== c)
+    throw new OpError(
+      op,
+      `weight ${fmtShape(w)} expects ${cg * g} input channels (${cg} per group x groups=${g}), input ${fmtShape(x)} has ${c}`,
+    );
+  const size = (i: number, len: number, k: number): number => {
+    const eff = a.dilation[i]! * (k - 1) + 1;
+    const padded = len + 2 * a.padding[i]!;
+    if (eff > padded)
+      throw new OpError(
+        op,
+        `kernel ${fmtShape([kh, kw])} (dilated extent ${eff}) is larger than the padded input ${padded} along ${i === 0 ? 'H' : 'W'} (input ${fmtShape(x)}, padding ${a.padding[i]})`,
+      );
+    return Math.floor((padded - eff) / a.stride[i]!) + 1;
+  };
+  return [n, o, size(0, h, kh), size(1, wd, kw)];
+}
+
+/**
+ * Output length of a pooling window sweep along one dim, as PyTorch computes it: floor (or ceil with
+ * `ceilMode`) of (len + 2 * pad - dilation * (k - 1) - 1) / stride, plus 1, where in ceil mode the last
+ * window must start inside the input or its left padding. Checks PyTorch's contract: positive kernel,
+ * stride and dilation, pad at most half the kernel, and at least one output (errors name `op`).
+ */
+export function poolOutputSize(
+  op: string,
+  dim: 'H' | 'W',
+  len: number,
+  k: number,
+  stride: number,
+  pad: number,
+  dilation: number,
+  ceilMode: boolean,
+): number {
+  const pos = (v: number) => Number.isInteger(v) && v > 0;
+  if (!pos(k) || !pos(stride) || !pos(dilation) || !Number.isInteger(pad) || pad < 0)
+    throw new OpError(
+      op,
+      `kernel, stride and dilation must be positive integers and padding a non-negative one; got kernel ${k}, stride ${stride}, padding ${pad}, dilation ${dilation} along ${dim}`,
+    );
+  if (pad > Math.floor(k / 2))
+    throw new OpError(
+      op,
+      `padding should be at most half of the kernel size; got padding ${pad}, kernel ${k} along ${dim}`,
+    );
+  const span = len + 2 * pad - dilation * (k - 1) - 1;
+  let out = Math.floor((span + (ceilMode ? stride - 1 : 0)) / stride) + 1;
+  if (ceilMode && (out - 1) * stride >= len + pad) out--;
+  if (out < 1)
+    throw new OpError(
+      op,
+      `input size ${len} along ${dim} gives output size ${out} (kernel ${k}, stride ${stride}, padding ${pad}, dilation ${dilation}): too small`,
+    );
+  return out;
+}

@@ -6,9 +6,27 @@
 // in GRAD_RULES is exercised by no case, and each case checks that its ops really were recorded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { F, GRAD_RULES, binary, cat, embedding, stack, where, type DType, type Tensor } from '../../src/index.js';
+import {
+  F,
+  GRAD_RULES,
+  adaptiveAvgPool2d,
+  avgPool2d,
+  batchNorm,
+  binary,
+  cat,
+  conv2d,
+  embedding,
+  maxPool2d,
+  stack,
+  where,
+  type DType,
+  type Tensor,
+} from '../../src/index.js';
 import type { BinaryOp, OpCode, UnaryOp } from '../../src/ops/opcodes.js';
 import * as O from '../oracle/ops.js';
+import * as OC from '../oracle/conv.js';
+import * as OP from '../oracle/pool.js';
+import * as OB from '../oracle/batchnorm.js';
 import { assertClose } from '../helpers/assert.js';
 import { forEachBackend, needsDTypes } from '../helpers/backends.js';
 import { testRng, type Rng } from '../helpers/random.js';
@@ -556,6 +574,58 @@ add(
     };
   },
 );
+
+// ---------------------------------------------------------------- conv2d (strided, padded, dilated, grouped, with bias)
+add(
+  'conv2d [2, 4, 5, 6] * [6, 2, 3, 2] + bias, stride (2, 1), padding (1, 2), dilation (1, 2), groups 2',
+  ['conv2d'],
+  (rng) => {
+    const p: OC.ConvParams = { stride: [2, 1], padding: [1, 2], dilation: [1, 2], groups: 2 };
+    return {
+      inputs: [uniform(rng, [2, 4, 5, 6]), uniform(rng, [6, 2, 3, 2]), uniform(rng, [6])],
+      forward: (xs) => conv2d(x0(xs), x1(xs), xs[2], p),
+      reference: (xs) => OC.conv2d(n0(xs), n1(xs), xs[2]!, p),
+    };
+  },
+);
+
+// ---------------------------------------------------------------- pooling and batch norm (tensor/pool.ts, tensor/batchnorm.ts)
+add('maxPool2d [2, 2, 5, 6] kernel (3, 2), stride 2, padding 1, dilation (1, 2), ceil mode', ['maxPool2d'], (rng) => {
+  const g: OP.PoolGeometry = { kernel: [3, 2], stride: [2, 2], padding: [1, 1], dilation: [1, 2], ceilMode: true };
+  return {
+    inputs: [distinct(rng, [2, 2, 5, 6])], // no ties: the max is differentiable
+    forward: (xs) => maxPool2d(x0(xs), { kernelSize: [3, 2], stride: 2, padding: 1, dilation: [1, 2], ceilMode: true }),
+    reference: (xs) => OP.maxPool2d(n0(xs), g).y,
+  };
+});
+add('avgPool2d [2, 2, 5, 6] kernel 3, stride 2, padding 1, ceil mode, padding not counted', ['avgPool2d'], (rng) => {
+  const g: OP.AvgGeometry = { kernel: [3, 3], stride: [2, 2], padding: [1, 1], ceilMode: true, countIncludePad: false };
+  return {
+    inputs: [uniform(rng, [2, 2, 5, 6])],
+    forward: (xs) =>
+      avgPool2d(x0(xs), { kernelSize: 3, stride: 2, padding: 1, ceilMode: true, countIncludePad: false }),
+    reference: (xs) => OP.avgPool2d(n0(xs), g),
+  };
+});
+add('adaptiveAvgPool2d [1, 3, 5, 7] -> (3, 4)', ['avgPool2d'], (rng) => ({
+  inputs: [uniform(rng, [1, 3, 5, 7])],
+  forward: (xs) => adaptiveAvgPool2d(x0(xs), [3, 4]),
+  reference: (xs) => OP.adaptiveAvgPool2d(n0(xs), 3, 4),
+}));
+add('batchNorm training [3, 2, 4] with weight and bias', ['batchNorm'], (rng) => ({
+  inputs: [uniform(rng, [3, 2, 4], -2, 2), uniform(rng, [2], 0.5, 1.5), uniform(rng, [2])],
+  forward: (xs) => batchNorm(x0(xs), null, null, x1(xs), xs[2]!, { training: true, eps: 1e-3 }),
+  reference: (xs) => OB.batchNormTrain(n0(xs), n1(xs), xs[2]!, 1e-3),
+}));
+add('batchNorm eval [4, 3] with running statistics and weight', ['batchNorm'], (rng) => {
+  const [rm, rv] = [uniform(rng, [3]), uniform(rng, [3], 0.5, 2)];
+  return {
+    inputs: [uniform(rng, [4, 3], -2, 2), uniform(rng, [3], 0.5, 1.5)],
+    forward: (xs, device) =>
+      batchNorm(x0(xs), fromND(rm, device), fromND(rv, device), x1(xs), null, { training: false }),
+    reference: (xs) => OB.normalize(n0(xs), Array.from(rm.data), Array.from(rv.data), n1(xs), null, 1e-5),
+  };
+});
 
 // ---------------------------------------------------------------- tests
 forEachBackend((device) => {

@@ -24,7 +24,7 @@ after(() => setCpuKernelOptions(defaults));
 /** Increments of the deterministic counters while `fn` runs. */
 async function counted(
   fn: () => Promise<void>,
-): Promise<Omit<CpuKernelCounters, 'matmulWorkerPanels' | 'adamwWasm' | 'geluWasm'>> {
+): Promise<Pick<CpuKernelCounters, 'matmulJs' | 'matmulWasm' | 'matmulThreaded'>> {
   const before = cpuKernelCounters();
   await fn();
   const now = cpuKernelCounters();

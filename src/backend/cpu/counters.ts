@@ -17,6 +17,14 @@ export interface CpuKernelCounters {
   adamwWasm: number;
   /** Contiguous float32 gelu and geluGrad calls run by the WASM SIMD kernels. */
   geluWasm: number;
+  /** conv2d kernel calls (forward or either gradient) run by the direct JS loops (small, float16, no WASM). */
+  convDirect: number;
+  /** conv2d forward calls run as plain GEMMs (1x1, stride 1, no padding). */
+  convGemm: number;
+  /** conv2d kernel calls (forward or either gradient) run on WASM SIMD: the implicit GEMM or depthwise loops. */
+  convWasm: number;
+  /** Of those, the calls whose work was split over the worker pool. */
+  convThreaded: number;
 }
 
 /** The live counters (mutated by the kernels). */
@@ -27,6 +35,10 @@ export const counters: CpuKernelCounters = {
   matmulWorkerPanels: 0,
   adamwWasm: 0,
   geluWasm: 0,
+  convDirect: 0,
+  convGemm: 0,
+  convWasm: 0,
+  convThreaded: 0,
 };
 
 /** A snapshot of the CPU kernel counters. */

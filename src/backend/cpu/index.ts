@@ -24,6 +24,9 @@ import { reduce } from './reduce.js';
 import { softmax } from './softmax.js';
 import { crossEntropyRows, crossEntropyRowsBackward } from './crossentropy.js';
 import { layerNorm, layerNormBackward, layerNormParamsBackward } from './layernorm.js';
+import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from './conv.js';
+import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from './pool.js';
+import { batchNorm, batchNormBackward, batchNormParamsBackward, batchNormStats } from './batchnorm.js';
 import { cpuKernelInfo, initWasmKernels } from './wasmgemm.js';
 
 export { CpuBuffer, view } from './buffer.js';
@@ -91,6 +94,17 @@ const KERNELS: { [K in KernelOp]: CpuKernel<K> } = {
   layerNormBackward: (i, o) => layerNormBackward(i, o),
   layerNormParamsBackward: (i, o) => layerNormParamsBackward(i, o),
   adamw: (i, o, a) => adamw(i, o, a),
+  maxPool2d: (i, o, a) => maxPool2d(i, o, a),
+  maxPool2dBackward: (i, o) => maxPool2dBackward(i, o),
+  avgPool2d: (i, o, a) => avgPool2d(i, o, a),
+  avgPool2dBackward: (i, o, a) => avgPool2dBackward(i, o, a),
+  batchNormStats: (i, o) => batchNormStats(i, o),
+  batchNorm: (i, o, a) => batchNorm(i, o, a.eps),
+  batchNormParamsBackward: (i, o, a) => batchNormParamsBackward(i, o, a.eps),
+  batchNormBackward: (i, o, a) => batchNormBackward(i, o, a.eps),
+  conv2d: (i, o, a) => conv2d(i, o, a),
+  conv2dBackwardInput: (i, o, a) => conv2dBackwardInput(i, o, a),
+  conv2dBackwardWeight: (i, o, a) => conv2dBackwardWeight(i, o, a),
 }; // prettier-ignore
 
 /** Most bytes of freed storage the backend keeps for reuse. */

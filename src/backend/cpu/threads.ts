@@ -20,8 +20,11 @@ const PANELS = 5;
 const CHUNK = 6;
 /** Row panels computed by workers (not the caller), ever: evidence that the pool does work. */
 const WORKER_PANELS = 7;
-/** The job's gemm arguments (GEMM_ARGS of them) start here. */
+/** The job's arguments (at most GEMM_ARGS of them) start here. */
 const ARGS = 8;
+/** Which export the job runs (its index in WebAssembly.Module.exports) and how many arguments it takes. */
+const FN = 30;
+const NARGS = 31;
 const CTRL_INTS = 32;
 /** Panel bits of TICKET; a closed ticket's panel field is PANEL_MASK, past any job. */
 const PANEL_BITS = 20;
@@ -30,7 +33,11 @@ const GEN_MASK = 0x7ff;
 
 /** Most workers a pool holds. */
 export const MAX_WORKERS = 64;
-/** Arguments of the WASM `gemm` export before its (r0, r1) row-panel range. */
+/**
+ * Arguments of the WASM `gemm` export before its (r0, r1) row-panel range: the most a job may pass. Every
+ * job's export is called as fn(...args, r0, r1, tid) with tid the thread's index (0: the caller, workers
+ * 1..size), so that an export can give each thread its own scratch; `gemm` ignores tid.
+ */
 export const GEMM_ARGS = 10;
 /** Most row panels one pooled job may have (the TICKET panel field, less a closed marker). */
 export const MAX_POOLED_PANELS = PANEL_MASK - 1;
@@ -42,16 +49,18 @@ export const MAX_POOLED_PANELS = PANEL_MASK - 1;
  * keep the process alive).
  */
 export const WORKER_SOURCE = `
-function run({ module, memory, ctrl: sab }) {
+function run({ module, memory, ctrl: sab, tid }) {
   const ctrl = new Int32Array(sab);
-  const { gemm } = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  const fns = WebAssembly.Module.exports(module).map((e) => exports[e.name]);
   Atomics.add(ctrl, ${READY}, 1);
   let gen = Atomics.load(ctrl, ${GEN});
   for (;;) {
     Atomics.wait(ctrl, ${GEN}, gen);
     gen = Atomics.load(ctrl, ${GEN});
     const panels = ctrl[${PANELS}], chunk = ctrl[${CHUNK}];
-    const a = Array.from(ctrl.subarray(${ARGS}, ${ARGS + GEMM_ARGS}));
+    const fn = fns[ctrl[${FN}]];
+    const a = Array.from(ctrl.subarray(${ARGS}, ${ARGS} + ctrl[${NARGS}]));
     for (;;) {
       const t = Atomics.load(ctrl, ${TICKET});
       const start = t & ${PANEL_MASK};
@@ -59,7 +68,7 @@ function run({ module, memory, ctrl: sab }) {
       const end = Math.min(start + chunk, panels);
       if (Atomics.compareExchange(ctrl, ${TICKET}, t, (t & ~${PANEL_MASK}) | end) !== t) continue;
       try {
-        gemm(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], start, end);
+        fn(...a, start, end, tid);
       } catch (e) {
         Atomics.store(ctrl, ${FAILED}, 1);
       }
@@ -75,6 +84,8 @@ export interface WorkerInit {
   readonly module: WebAssembly.Module;
   readonly memory: WebAssembly.Memory;
   readonly ctrl: SharedArrayBuffer;
+  /** The worker's thread index (1..size; the calling thread is 0). */
+  readonly tid: number;
 }
 
 /** Starts one worker that calls WORKER_SOURCE's `run(init)`; it must not keep its host alive when idle. */
@@ -92,6 +103,8 @@ export class GemmPool {
   private readonly ctrl: Int32Array;
   private started = false;
   private gen = 0;
+  /** The module's export names, in the order workers index them (ctrl[FN]). */
+  private readonly exportNames: readonly string[];
   /** True when the caller may block in Atomics.wait (Node's main thread, any worker); else it spins. */
   private readonly canBlock: boolean;
 
@@ -106,6 +119,7 @@ export class GemmPool {
     this.ctrl = new Int32Array(new SharedArrayBuffer(CTRL_INTS * 4));
     this.ctrl[TICKET] = PANEL_MASK; // closed
     this.canBlock = canBlock;
+    this.exportNames = WebAssembly.Module.exports(module).map((e) => e.name);
   }
 
   /** Spawns the workers (once). They report ready asynchronously. */
@@ -113,7 +127,7 @@ export class GemmPool {
     if (this.started) return;
     this.started = true;
     for (let i = 0; i < this.size; i++) {
-      this.spawn({ module: this.module, memory: this.memory, ctrl: this.ctrl.buffer as SharedArrayBuffer });
+      this.spawn({ module: this.module, memory: this.memory, ctrl: this.ctrl.buffer as SharedArrayBuffer, tid: i + 1 });
     }
   }
 
@@ -128,16 +142,22 @@ export class GemmPool {
   }
 
   /**
-   * Runs gemm(args..., r0, r1) over the row panels [0, panels) (at most MAX_POOLED_PANELS), in chunks
+   * Runs gemm(args..., r0, r1, tid) over the row panels [0, panels) (at most MAX_POOLED_PANELS), in chunks
    * claimed by the calling thread and the workers; returns when every chunk is done. Each panel is
    * computed the same way whichever thread runs it, so results do not depend on the thread count.
+   * `gemm` is the module's export named `name` (workers look it up by name; at most GEMM_ARGS args);
+   * a claim takes at most `maxChunk` panels (coarse units, such as conv2d's tiles, want 1).
    */
-  run(gemm: GemmFn, args: readonly number[], panels: number): void {
+  run(gemm: GemmFn, args: readonly number[], panels: number, name = 'gemm', maxChunk = 24): void {
     const c = this.ctrl;
+    const fn = this.exportNames.indexOf(name);
+    if (fn < 0 || args.length > GEMM_ARGS) throw new Error(`cpu backend: no pooled export ${name}/${args.length}`);
     const gen = (this.gen = (this.gen + 1) & GEN_MASK);
     // ~4 chunks per thread balance the load; at most 24 panels (96 rows) keep the kernel's A block whole.
-    const chunk = Math.max(1, Math.min(24, Math.ceil(panels / (4 * (this.size + 1)))));
-    for (let i = 0; i < GEMM_ARGS; i++) c[ARGS + i] = args[i]!;
+    const chunk = Math.max(1, Math.min(maxChunk, Math.ceil(panels / (4 * (this.size + 1)))));
+    for (let i = 0; i < args.length; i++) c[ARGS + i] = args[i]!;
+    c[FN] = fn;
+    c[NARGS] = args.length;
     c[PANELS] = panels;
     c[CHUNK] = chunk;
     Atomics.store(c, DONE, 0);
@@ -153,7 +173,7 @@ export class GemmPool {
       const end = Math.min(start + chunk, panels);
       if (Atomics.compareExchange(c, TICKET, t, (t & ~PANEL_MASK) | end) !== t) continue;
       try {
-        gemm(...args, start, end);
+        gemm(...args, start, end, 0);
       } catch (e) {
         failed ??= e instanceof Error ? e : new Error(String(e));
       }

@@ -74,6 +74,8 @@ interface StreamKernels extends Mem {
 }
 
 interface Wasm extends Mem {
+  /** Every export of the (shared-memory, where threads run) module, by name. */
+  readonly exports: Readonly<Record<string, GemmFn>>;
   readonly gemm: GemmFn;
   readonly packB: GemmFn;
   readonly pool: GemmPool | null;
@@ -161,6 +163,7 @@ export async function initWasmKernels(): Promise<void> {
     };
     wasm = {
       memory,
+      exports,
       gemm: exports.gemm!,
       packB: exports.packB!,
       pool,
@@ -197,6 +200,29 @@ function roundUp(x: number, r: number): number {
 /** Floats a chunk of mc x nc (x k) needs: staged A and B (at most twice their size), packed A, B, and C. */
 function chunkFloats(mc: number, nc: number, k: number): number {
   return 3 * roundUp(mc, MR) * k + 3 * k * roundUp(nc, NR) + roundUp(mc, MR) * roundUp(nc, NR) + 8 * ALIGN;
+}
+
+/**
+ * The module, its memory and worker pool for the backend's other WASM SIMD kernels (conv2d): null when
+ * the WASM kernels are off. Users call `ensure` for a view of enough memory and may use all of it for
+ * the duration of one synchronous kernel call (kernels never nest).
+ */
+export function wasmKernelHost(): {
+  readonly exports: Readonly<Record<string, GemmFn>>;
+  readonly pool: GemmPool | null;
+  readonly threads: boolean;
+  readonly chunkFloats: number;
+  ensure(floats: number): Float32Array | null;
+} | null {
+  const w = wasm;
+  if (!w || !options.wasm) return null;
+  return {
+    exports: w.exports,
+    pool: w.pool,
+    threads: options.threads,
+    chunkFloats: options.chunkFloats,
+    ensure: (floats) => ensure(w, floats),
+  };
 }
 
 /** A WASM memory view of at least `floats` floats (grown as needed), or null when it cannot grow. */

@@ -3,12 +3,15 @@
 import type { WebGPUKernelTable } from '../kernel.js';
 import { adamwKernels } from './adamw.js';
 import { concatKernels } from './concat.js';
+import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from './conv.js';
 import { crossEntropyKernels } from './crossentropy.js';
 import { arange, fill, randNormal, randUniform } from './creation.js';
 import { binaryKernel as bin, cast, copy, unaryKernel as un, where } from './elementwise.js';
 import { indexingKernels } from './indexing.js';
 import { layerNormKernels } from './layernorm.js';
 import { matmulKernels } from './matmul.js';
+import { poolKernels } from './pool.js';
+import { batchNormKernels } from './batchnorm.js';
 import { reduceKernels } from './reduce.js';
 import { softmaxKernels } from './softmax.js';
 
@@ -22,6 +25,7 @@ export const KERNELS: WebGPUKernelTable = {
   minimum: bin('minimum'), eq: bin('eq'), ne: bin('ne'), lt: bin('lt'), le: bin('le'), gt: bin('gt'), ge: bin('ge'),
   logicalAnd: bin('logicalAnd'), logicalOr: bin('logicalOr'), geluGrad: bin('geluGrad'),
   where, cast, copy, fill, arange, randUniform, randNormal,
+  conv2d, conv2dBackwardInput, conv2dBackwardWeight,
   ...reduceKernels,
   ...matmulKernels,
   ...softmaxKernels,
@@ -30,4 +34,6 @@ export const KERNELS: WebGPUKernelTable = {
   ...crossEntropyKernels,
   ...layerNormKernels,
   ...adamwKernels,
+  ...poolKernels,
+  ...batchNormKernels,
 }; // prettier-ignore
