@@ -126,7 +126,7 @@ export interface Backend {
    * Enqueues op `op` writing `output` (contiguous unless op is elementwise or copy). `indexAdd` may
    * be called with `output` identical to input 0 (same buffer, offset and contiguous layout): it then
    * accumulates in place (how embedding gradients avoid a dense temporary). `aux` are the auxiliary
-   * outputs of ops that have them (SAVES[op].aux: crossEntropyRows, layerNorm), contiguous and fully
+   * outputs of ops that have them (SAVES[op].aux: crossEntropyRows, layerNorm, maxPool2d), contiguous and fully
    * written like `output`; kernels see them appended to `inputs`. `adamw` updates `output` (the
    * parameter) in place and also writes its moment inputs (all but input 0, the gradient); its operands
    * are contiguous float32 segments of equal length in distinct buffers.
