@@ -318,6 +318,75 @@ export function geluGrad(x: usize, g: usize, o: usize, n4: i32): void {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Softmax cross-entropy rows (50257-wide logits): the forward's max and sums and the backward's gradient
+// row, in f32 lanes with sums kept in f64. exp underflows to exactly 0 below -87 (as the float64 formula
+// nearly does), so an all -Inf row still sums to 0 and a masked logit gets a zero gradient.
+
+/** e^z per lane, exactly 0 where z < -87 (expv clamps there instead). */
+function expz(z: v128): v128 {
+  return v128.andnot(expv(z), f32x4.lt(z, f32x4.splat(-87)));
+}
+
+/** The f64 sum of a vector's four f32 lanes added to `acc` (two f64 lanes). */
+function addF64(acc: v128, v: v128): v128 {
+  acc = f64x2.add(acc, f64x2.promote_low_f32x4(v));
+  return f64x2.add(acc, f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 0, 1)));
+}
+
+/**
+ * One logits row of c floats at byte address x: writes f64 max (0 when every logit is -Inf; NaN when any
+ * is NaN), sum of exp(z - max) and sum of z at byte address out (3 doubles).
+ */
+export function ceRowStats(x: usize, c: i32, out: usize): void {
+  const c4 = (<usize>(c & ~3)) << 2;
+  const end = (<usize>c) << 2;
+  let vm = f32x4.splat(-Infinity);
+  for (let i: usize = 0; i < c4; i += 16) vm = f32x4.max(vm, v128.load(x + i)); // NaN-propagating
+  let m = f32x4.max(vm, v128.shuffle<f32>(vm, vm, 2, 3, 0, 1));
+  m = f32x4.max(m, v128.shuffle<f32>(m, m, 1, 0, 3, 2));
+  let max = f32x4.extract_lane(m, 0);
+  for (let i = c4; i < end; i += 4) {
+    const v = load<f32>(x + i);
+    if (v > max || v != v) max = v;
+  }
+  if (max == -Infinity) max = 0;
+  const mv = f32x4.splat(max);
+  let s = f64x2.splat(0);
+  let sz = f64x2.splat(0);
+  for (let i: usize = 0; i < c4; i += 16) {
+    const v = v128.load(x + i);
+    s = addF64(s, expz(f32x4.sub(v, mv)));
+    sz = addF64(sz, v);
+  }
+  let ss = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
+  let szz = f64x2.extract_lane(sz, 0) + f64x2.extract_lane(sz, 1);
+  for (let i = c4; i < end; i += 4) {
+    const v = load<f32>(x + i);
+    ss += <f64>f32x4.extract_lane(expz(f32x4.splat(v - max)), 0);
+    szz += <f64>v;
+  }
+  store<f64>(out, <f64>max);
+  store<f64>(out + 8, ss);
+  store<f64>(out + 16, szz);
+}
+
+/** o[j] = up * (exp(x[j] - lse) - off) for the c floats of one row (o may be x). */
+export function ceRowGrad(x: usize, o: usize, c: i32, lse: f32, up: f32, off: f32): void {
+  const c4 = (<usize>(c & ~3)) << 2;
+  const end = (<usize>c) << 2;
+  const vl = f32x4.splat(lse);
+  const vu = f32x4.splat(up);
+  const vo = f32x4.splat(off);
+  for (let i: usize = 0; i < c4; i += 16) {
+    v128.store(o + i, f32x4.mul(vu, f32x4.sub(expz(f32x4.sub(v128.load(x + i), vl)), vo)));
+  }
+  for (let i = c4; i < end; i += 4) {
+    const e = f32x4.extract_lane(expz(f32x4.splat(load<f32>(x + i) - lse)), 0);
+    store<f32>(o + i, up * (e - off));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // conv2d as implicit GEMMs on the kernel above (wasm/conv.ts).
 export { convForward, convBackwardInput, convBackwardWeight, convSumSlices } from './conv';
 export { dwForward, dwBackwardInput, dwBackwardWeight } from './depthwise';

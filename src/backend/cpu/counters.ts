@@ -17,6 +17,8 @@ export interface CpuKernelCounters {
   adamwWasm: number;
   /** Contiguous float32 gelu and geluGrad calls run by the WASM SIMD kernels. */
   geluWasm: number;
+  /** crossEntropyRows and crossEntropyRowsBackward calls run by the WASM SIMD row kernels (long float32 rows). */
+  crossEntropyWasm: number;
   /** conv2d kernel calls (forward or either gradient) run by the direct JS loops (small, float16, no WASM). */
   convDirect: number;
   /** conv2d forward calls run as plain GEMMs (1x1, stride 1, no padding). */
@@ -35,6 +37,7 @@ export const counters: CpuKernelCounters = {
   matmulWorkerPanels: 0,
   adamwWasm: 0,
   geluWasm: 0,
+  crossEntropyWasm: 0,
   convDirect: 0,
   convGemm: 0,
   convWasm: 0,

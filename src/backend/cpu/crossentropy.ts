@@ -6,6 +6,7 @@ import type { CrossEntropyAttrs } from '../../ops/opcodes.js';
 import type { Operand, TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
 import { readF64, scratchF64, toStored, writeF64 } from './strided.js';
+import { wasmCrossEntropyGrad, wasmCrossEntropyStats, wasmRowsApply } from './wasmrows.js';
 
 /** The error for a target that is neither a class index nor ignoreIndex (the WebGPU kernel reports the same). */
 export function targetError(t: number, row: number, c: number, ignoreIndex: number): OpError {
@@ -32,6 +33,25 @@ export function crossEntropyRows(inputs: readonly Operand[], out: TensorSpec, a:
   const dst = view(out.buffer, out.dtype);
   const ts = t.strides[0]!;
   const eps = a.labelSmoothing;
+  if (x.dtype === 'float32' && n > 0 && wasmRowsApply(c, sc)) {
+    // targets are checked first so that a bad one throws before any output is written
+    for (let r = 0; r < n; r++) {
+      const y = tv[t.offset + r * ts]!;
+      if (y !== a.ignoreIndex && !(y >= 0 && y < c)) throw targetError(y, r, c, a.ignoreIndex);
+    }
+    const stats = scratchF64(1, 3 * n);
+    if (wasmCrossEntropyStats(n, c, src as Float32Array, x.offset, sr, stats)) {
+      for (let r = 0; r < n; r++) {
+        const y = tv[t.offset + r * ts]!;
+        const lse = stats[3 * r]! + Math.log(stats[3 * r + 1]!);
+        lv[l.offset + r] = lse;
+        const zy = y === a.ignoreIndex ? 0 : src[x.offset + r * sr + y]!;
+        const loss = y === a.ignoreIndex ? 0 : lse - (1 - eps) * zy - (eps > 0 ? (eps * stats[3 * r + 2]!) / c : 0);
+        dst[out.offset + r] = toStored(loss, out.dtype);
+      }
+      return;
+    }
+  }
   const row = scratchF64(0, c);
   for (let r = 0; r < n; r++) {
     const y = tv[t.offset + r * ts]!;
@@ -78,8 +98,22 @@ export function crossEntropyRowsBackward(inputs: readonly Operand[], out: Tensor
   const dst = view(out.buffer, out.dtype);
   const eps = a.labelSmoothing;
   const off = eps / c;
-  const row = scratchF64(0, c);
   const gs = g.strides[0]!;
+  if (x.dtype === 'float32' && out.dtype === 'float32' && n > 0 && wasmRowsApply(c, sc)) {
+    const ups = scratchF64(1, n);
+    readF64(gv, g.dtype, g.offset, gs, n, ups);
+    const o = dst as Float32Array;
+    if (wasmCrossEntropyGrad(n, c, src as Float32Array, x.offset, sr, lv.subarray(l.offset), ups, off, o, out.offset)) {
+      for (let r = 0; r < n; r++) {
+        const y = tv[t.offset + r * t.strides[0]!]!;
+        const base = out.offset + r * c;
+        if (y === a.ignoreIndex) o.fill(0, base, base + c);
+        else if (y >= 0 && y < c) o[base + y] = o[base + y]! - ups[r]! * (1 - eps);
+      }
+      return;
+    }
+  }
+  const row = scratchF64(0, c);
   for (let r = 0; r < n; r++) {
     const y = tv[t.offset + r * t.strides[0]!]!;
     readF64(gv, g.dtype, g.offset + r * gs, 0, 1, row);

@@ -1,6 +1,6 @@
 // Batched matmul: walks the (already broadcast) batch dims of A (..., M, K) and B (..., K, N) and
-// runs one strided GEMM per batch item into the contiguous output (..., M, N): the WASM SIMD kernel
-// where it applies (float32, large enough), else the JS kernels.
+// runs one strided GEMM per batch item into the contiguous output (..., M, N), or one GEMM of all items'
+// rows when B is broadcast: the WASM SIMD kernel where it applies (float32, large enough), else the JS kernels.
 import { numel } from '../../core/shape.js';
 import type { Operand, TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
@@ -26,14 +26,29 @@ export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
   const bb = batchStrides(b, batch.length);
   const [ars, acs] = a.strides.slice(-2) as [number, number];
   const [brs, bcs] = b.strides.slice(-2) as [number, number];
+  const f16a = a.dtype === 'float16';
+  const f16b = b.dtype === 'float16';
+  const rows = foldedRows(batch, ab, bb, m, ars);
+  if (rows > 0) {
+    // B is shared by every batch item and A's rows run on across items with one stride: one GEMM of
+    // (batch * M) rows stages and packs B once (the tied 50257-wide LM head) instead of once per item.
+    const am: MatRef = { arr: aArr, f16: f16a, off: a.offset, rs: ars, cs: acs };
+    const bm: MatRef = { arr: bArr, f16: f16b, off: b.offset, rs: brs, cs: bcs };
+    const om: OutRef = { arr: oArr, dtype: out.dtype, off: out.offset };
+    if (!wasmGemm(rows, n, k, am, bm, om)) {
+      gemm(rows, n, k, am, bm, om);
+      counters.matmulJs++;
+    }
+    return;
+  }
   const it = new RowIter(coalesce(batch, [ab, bb]), [a.offset, b.offset]);
   let oOff = out.offset;
   for (let r = 0; r < it.rows; r++, it.next()) {
     let pa = it.off[0]!;
     let pb = it.off[1]!;
     for (let j = 0; j < it.len; j++, pa += it.inner[0]!, pb += it.inner[1]!, oOff += m * n) {
-      const am: MatRef = { arr: aArr, f16: a.dtype === 'float16', off: pa, rs: ars, cs: acs };
-      const bm: MatRef = { arr: bArr, f16: b.dtype === 'float16', off: pb, rs: brs, cs: bcs };
+      const am: MatRef = { arr: aArr, f16: f16a, off: pa, rs: ars, cs: acs };
+      const bm: MatRef = { arr: bArr, f16: f16b, off: pb, rs: brs, cs: bcs };
       const om: OutRef = { arr: oArr, dtype: out.dtype, off: oOff };
       if (!wasmGemm(m, n, k, am, bm, om)) {
         gemm(m, n, k, am, bm, om);
@@ -41,6 +56,30 @@ export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
       }
     }
   }
+}
+
+/**
+ * The rows of the single GEMM a batched product folds into (batch items x M), or 0 when it does not fold:
+ * there must be more than one item, B's batch strides must all be 0 (broadcast) and A's row i of item b
+ * must sit at i * ars + b * M * ars (its batch dims nest like one longer matrix).
+ */
+function foldedRows(
+  batch: readonly number[],
+  ab: readonly number[],
+  bb: readonly number[],
+  m: number,
+  ars: number,
+): number {
+  let items = 1;
+  let next = m * ars;
+  for (let d = batch.length - 1; d >= 0; d--) {
+    const size = batch[d]!;
+    if (size === 1) continue;
+    if (bb[d] !== 0 || ab[d] !== next) return 0;
+    next *= size;
+    items *= size;
+  }
+  return items > 1 && ars > 0 ? items * m : 0;
 }
 
 /** An operand's batch strides, right-aligned to `nb` batch dims (missing leading dims broadcast). */

@@ -55,6 +55,8 @@ export interface CpuKernelOptions {
   adamwMin: number;
   /** Elements from which contiguous float32 gelu and geluGrad run on the WASM kernels (default 16384). */
   geluMin: number;
+  /** Classes (row length) from which float32 cross-entropy rows run on the WASM kernels (default 1024). */
+  crossEntropyMinCols: number;
 }
 
 /** A linear memory and a float view of it (replaced when the memory grows). */
@@ -71,6 +73,8 @@ interface StreamKernels extends Mem {
   readonly adamw: GemmFn;
   readonly gelu: GemmFn;
   readonly geluGrad: GemmFn;
+  /** Every export of the unshared instance, by name (the row kernels of wasmrows.ts). */
+  readonly fns: Readonly<Record<string, GemmFn>>;
 }
 
 interface Wasm extends Mem {
@@ -90,6 +94,7 @@ const options: CpuKernelOptions = {
   chunkFloats: 1 << 25,
   adamwMin: 1 << 16,
   geluMin: 1 << 14,
+  crossEntropyMinCols: 1024,
 };
 
 /** What the fast paths found (WASM variant, thread count, and why anything is off). */
@@ -160,6 +165,7 @@ export async function initWasmKernels(): Promise<void> {
       adamw: plain.adamw!,
       gelu: plain.gelu!,
       geluGrad: plain.geluGrad!,
+      fns: plain,
     };
     wasm = {
       memory,
@@ -223,6 +229,20 @@ export function wasmKernelHost(): {
     chunkFloats: options.chunkFloats,
     ensure: (floats) => ensure(w, floats),
   };
+}
+
+/**
+ * The unshared module instance of the streaming kernels (see StreamKernels) for other files' row kernels,
+ * with the current options: null when the WASM kernels are off. `ensure` as in wasmKernelHost.
+ */
+export function wasmStreamHost(): {
+  readonly fns: Readonly<Record<string, GemmFn>>;
+  readonly options: Readonly<CpuKernelOptions>;
+  ensure(floats: number): Float32Array | null;
+} | null {
+  const w = wasm?.stream;
+  if (!w || !options.wasm) return null;
+  return { fns: w.fns, options, ensure: (floats) => ensure(w, floats) };
 }
 
 /** A WASM memory view of at least `floats` floats (grown as needed), or null when it cannot grow. */

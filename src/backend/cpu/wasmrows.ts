@@ -1,0 +1,109 @@
+// Softmax cross-entropy over long float32 rows (the 50257-wide logits of a GPT) on the WASM SIMD row
+// kernels of wasm/gemm.ts: rows are staged chunk by chunk into the unshared streaming memory, reduced or
+// rewritten there, and (backward) copied out. The JS loops of crossentropy.ts keep short rows, strided
+// rows and other dtypes; these run where exp over millions of logits dominated the training step.
+import { counters } from './counters.js';
+import { wasmStreamHost } from './wasmgemm.js';
+
+/** Floats of logits staged per chunk: 1 MiB stays in L2 between the copy in, the kernel and the copy out. */
+const CHUNK = 1 << 18;
+/** Region alignment in floats (64 bytes). */
+const ALIGN = 16;
+
+function roundUp(x: number, r: number): number {
+  return Math.ceil(x / r) * r;
+}
+
+/** The staging layout for rows of c floats: rows per chunk and the region offsets (floats). */
+function layout(c: number): { rows: number; xB: number; sB: number; end: number } {
+  const rows = Math.max(1, Math.floor(CHUNK / c));
+  const xB = ALIGN;
+  const sB = roundUp(xB + rows * c, ALIGN);
+  return { rows, xB, sB, end: sB + 6 * rows + ALIGN };
+}
+
+/** Copies rows [r0, r0 + k) of c floats (row stride sr, contiguous within a row) into mem at xB. */
+function stageRows(
+  src: Float32Array,
+  off: number,
+  sr: number,
+  c: number,
+  r0: number,
+  k: number,
+  mem: Float32Array,
+  xB: number,
+): void {
+  if (sr === c) mem.set(src.subarray(off + r0 * c, off + (r0 + k) * c), xB);
+  else for (let i = 0; i < k; i++) mem.set(src.subarray(off + (r0 + i) * sr, off + (r0 + i) * sr + c), xB + i * c);
+}
+
+/** Whether rows of c float32 logits with column stride sc take the WASM path. */
+export function wasmRowsApply(c: number, sc: number): boolean {
+  const host = wasmStreamHost();
+  return host !== null && sc === 1 && c >= host.options.crossEntropyMinCols;
+}
+
+/**
+ * For each of n rows of c logits (row r at off + r * sr, unit column stride) writes stats[3r..3r+2] = the
+ * row's max (0 when all are -Inf), sum of exp(z - max) and sum of z. Returns false, having written nothing,
+ * when the WASM kernels are off or the memory cannot grow.
+ */
+export function wasmCrossEntropyStats(
+  n: number,
+  c: number,
+  src: Float32Array,
+  off: number,
+  sr: number,
+  stats: Float64Array,
+): boolean {
+  const host = wasmStreamHost();
+  if (!host) return false;
+  const { rows, xB, sB, end } = layout(c);
+  const mem = host.ensure(end);
+  if (!mem) return false;
+  const stat = host.fns.ceRowStats!;
+  for (let r0 = 0; r0 < n; r0 += rows) {
+    const k = Math.min(rows, n - r0);
+    stageRows(src, off, sr, c, r0, k, mem, xB);
+    for (let i = 0; i < k; i++) stat((xB + i * c) * 4, c, (sB + 6 * i) * 4);
+    stats.set(new Float64Array(mem.buffer, sB * 4, 3 * k), 3 * r0);
+  }
+  counters.crossEntropyWasm++;
+  return true;
+}
+
+/**
+ * dst[dOff + r * c + j] = up[r] * (exp(z[r, j] - lse[r]) - off) for n rows of c logits laid out as in
+ * wasmCrossEntropyStats (dst contiguous). The caller applies the target term and zeroes ignored rows.
+ * Returns false, having written nothing, when the WASM kernels are off or the memory cannot grow.
+ */
+export function wasmCrossEntropyGrad(
+  n: number,
+  c: number,
+  src: Float32Array,
+  off: number,
+  sr: number,
+  lse: Float32Array,
+  up: Float64Array,
+  shift: number,
+  dst: Float32Array,
+  dOff: number,
+): boolean {
+  const host = wasmStreamHost();
+  if (!host) return false;
+  const { rows, xB, end } = layout(c);
+  const mem = host.ensure(end);
+  if (!mem) return false;
+  const grad = host.fns.ceRowGrad!;
+  for (let r0 = 0; r0 < n; r0 += rows) {
+    const k = Math.min(rows, n - r0);
+    stageRows(src, off, sr, c, r0, k, mem, xB);
+    for (let i = 0; i < k; i++) {
+      const p = (xB + i * c) * 4;
+      grad(p, p, c, lse[r0 + i]!, up[r0 + i]!, shift);
+    }
+    dst.set(mem.subarray(xB, xB + k * c), dOff + r0 * c);
+  }
+  counters.crossEntropyWasm++;
+  return true;
+}
