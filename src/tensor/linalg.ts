@@ -38,6 +38,18 @@ function matmul2(a: Tensor, b: Tensor): Tensor {
   const needA = a.ndim !== batch.length + 2 || a.shape.slice(0, -2).some((d, i) => d !== batch[i]);
   const needB = b.ndim !== batch.length + 2 || b.shape.slice(0, -2).some((d, i) => d !== batch[i]);
   if (!needA && !needB) return runKernel('matmul', [a, b], {}, [...batch, m, n], a.dtype);
+  if (b.ndim === 2 && !needA) {
+    // A weight shared across a batch (Linear layers, the tied GPT head): one (rows, k) @ (k, n) product.
+    // Its gradient is then one (k, rows) @ (rows, n) product too, instead of a per-item product summed
+    // over the batch afterwards through a (batch, k, n) temporary (400+ MB for a GPT-2 head).
+    return tidy(() =>
+      reshape(runKernel('matmul', [reshape(a, [-1, k]), b], {}, [batch.reduce((p, d) => p * d, m), n], a.dtype), [
+        ...batch,
+        m,
+        n,
+      ]),
+    );
+  }
   return tidy(() => {
     const ae = needA ? expand(a, [...batch, m, k]) : a;
     const be = needB ? expand(b, [...batch, k, n]) : b;

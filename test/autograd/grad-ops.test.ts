@@ -284,6 +284,16 @@ add('matmul of transposed operands (a^T @ b^T)', ['matmul', 'permute'], (rng) =>
   forward: (xs) => x0(xs).transpose().matmul(x1(xs).transpose()),
   reference: (xs) => O.matmul(O.transpose(n0(xs)), O.transpose(n1(xs))),
 }));
+add('matmul of a transposed batch @ a transposed shared weight (the tied GPT head)', ['matmul', 'permute'], (rng) => ({
+  inputs: [uniform(rng, [3, 2, 4]), uniform(rng, [5, 4])],
+  forward: (xs) => x0(xs).transpose(0, 1).matmul(x1(xs).transpose()),
+  reference: (xs) => O.matmul(O.transpose(n0(xs), 0, 1), O.transpose(n1(xs))),
+}));
+add('matmul of a 4-D batch @ a shared 2-D weight', ['matmul'], (rng) => ({
+  inputs: [uniform(rng, [2, 2, 3, 4]), uniform(rng, [4, 3])],
+  forward: (xs) => x0(xs).matmul(x1(xs)),
+  reference: (xs) => O.matmul(n0(xs), n1(xs)),
+}));
 add('matmul of a batched transposed operand (q @ k^T)', ['matmul', 'permute'], (rng) => ({
   inputs: [uniform(rng, [2, 3, 4]), uniform(rng, [2, 5, 4])],
   forward: (xs) => x0(xs).matmul(x1(xs).transpose(-2, -1)),
