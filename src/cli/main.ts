@@ -1,8 +1,10 @@
 // The `loom` command line: dispatches to the subcommands and turns errors into one clear line.
+import process from 'node:process';
 import { TensorloomError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
 import { getBackend, initWebGPU } from '../tensor/index.js';
 import { benchCommand } from './bench.js';
+import { generateCommand } from './generate.js';
 import { prepareCommand } from './prepare.js';
 import { profileCommand } from './profile.js';
 import { trainCommand } from './train.js';
@@ -12,8 +14,9 @@ const USAGE = `Usage: loom <command> [options]
 Commands:
   prepare  tokenize your text into train/val token shards with a BPE tokenizer (loom prepare --help)
   train    train a small GPT on generated stories (the default job; loom train --help)
+  generate sample text from a trained model folder, streaming it (loom generate --help)
   profile  profile training steps of that GPT: top kernels, phases, counters (loom profile --help)
-  bench    benchmarks: matmul, elementwise, reduce, train-step, all (loom bench --help)
+  bench    benchmarks: matmul, elementwise, reduce, train-step, generate, all (loom bench --help)
   info     show the devices tensorloom can use
 
 Run 'loom <command> --help' for a command's options.
@@ -38,13 +41,24 @@ async function info(out: (s: string) => void): Promise<number> {
   return 0;
 }
 
-/** Runs the CLI with `argv` (without node and the script); resolves with the exit code. */
-export async function main(argv: readonly string[], out: (s: string) => void = (s) => console.log(s)): Promise<number> {
+const consoleOut = (s: string): void => console.log(s);
+
+/**
+ * Runs the CLI with `argv` (without node and the script); resolves with the exit code. `out` prints whole
+ * lines; `write` prints partial output (streamed text), by default to stdout when `out` is the console's.
+ */
+export async function main(
+  argv: readonly string[],
+  out: (s: string) => void = consoleOut,
+  write: ((s: string) => void) | null = out === consoleOut ? (s) => void process.stdout.write(s) : null,
+): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
       case 'train':
         return await trainCommand(rest, out);
+      case 'generate':
+        return await generateCommand(rest, out, write);
       case 'prepare':
         return await prepareCommand(rest, out);
       case 'bench':

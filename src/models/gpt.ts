@@ -1,12 +1,14 @@
 // A GPT language model as nanoGPT and GPT-2 define it: token + learned position embeddings,
 // pre-LayerNorm blocks of causal self-attention and a tanh-GELU MLP, a final LayerNorm, and an
-// output head tied to the token embedding. Module order: MLP, Block, GPT.
+// output head tied to the token embedding. Module order: MLP, Block, GPT. Generation uses a KV cache
+// (forwardCached) and the host-side sampler of sampling.ts.
 import { OpError } from '../core/errors.js';
 import {
   CausalSelfAttention,
   Dropout,
   Embedding,
   F,
+  KVCache,
   LayerNorm,
   Linear,
   Module,
@@ -18,13 +20,13 @@ import {
   keep,
   matmul,
   noGrad,
-  softmax,
   tensor,
   tidy,
   type DeviceLike,
   type Generator,
   type Tensor,
 } from '../tensor/index.js';
+import { Sampler, type SamplingOptions } from './sampling.js';
 
 /** Architecture of a GPT. */
 export interface GPTConfig {
@@ -79,16 +81,41 @@ class Block extends Module {
       return h.add(this.mlp.forward(this.ln_2.forward(h))); // (B, T, C)
     });
   }
+  /** `forward` for new positions from `start` on, attending over `cache` (see CausalSelfAttention). */
+  forwardCached(x: Tensor, cache: KVCache, start: number): Tensor {
+    return tidy(() => {
+      const h = x.add(this.attn.forwardCached(this.ln_1.forward(x), cache, start)); // (B, T, C)
+      return h.add(this.mlp.forward(this.ln_2.forward(h))); // (B, T, C)
+    });
+  }
 }
 
-/** Options of `GPT.generate`. */
-export interface GenerateOptions {
-  /** Softmax temperature; 0 means greedy (argmax). Default 1. */
-  temperature?: number;
-  /** Sample only among the k most likely tokens (0 = all). */
-  topK?: number;
-  /** Seed of the host-side sampler. */
-  seed?: number;
+/**
+ * The per-layer key/value caches of one generation with a GPT, and how many positions they hold.
+ * Made by `GPT.createCache`; `dispose()` frees the device buffers.
+ */
+export class GPTCache {
+  /** Positions written so far (the next token goes at this position). */
+  length = 0;
+  constructor(readonly layers: readonly KVCache[]) {}
+  /** Number of positions the cache can hold (the model's blockSize). */
+  get maxLen(): number {
+    return this.layers[0]?.maxLen ?? 0;
+  }
+  /** Frees the cache buffers. */
+  dispose(): void {
+    for (const l of this.layers) l.dispose();
+  }
+}
+
+/** Options of `GPT.generate`: sampling (temperature 0 or `greedy` is argmax) plus stopping and streaming. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Stop after producing this id (it is included in the output). */
+  eosId?: number;
+  /** Called with each new id as soon as it is chosen (for streaming); awaited before the next step. */
+  onToken?: (id: number) => void | Promise<void>;
+  /** Use the KV cache (default true); false recomputes the whole context every token (for comparison). */
+  cache?: boolean;
 }
 
 /** The GPT model. Parameter names match Hugging Face GPT-2 (`transformer.` prefix omitted). */
@@ -154,55 +181,106 @@ export class GPT extends Module {
     });
   }
 
+  /** Empty key/value caches for `batch` sequences of up to blockSize positions, on the model's device. */
+  createCache(batch = 1): GPTCache {
+    const c = this.config;
+    const w = this.wte.weight;
+    const hs = c.nEmbd / c.nHead;
+    return new GPTCache(
+      Array.from(
+        { length: c.nLayer },
+        () => new KVCache(batch, c.nHead, c.blockSize, hs, { device: w.device, dtype: w.dtype }),
+      ),
+    );
+  }
+
   /**
-   * Extends `prompt` by `maxNewTokens` sampled ids (the context is cropped to blockSize). One host
-   * read per token: this is the simple path; generation with a KV cache comes with the GPT-2 work.
+   * Logits of T new token ids (B, T) at positions cache.length.. (B, T, V), attending over the positions
+   * already in `cache`, which then holds T more. With `lastOnly`, only the last position's logits (B, 1, V)
+   * are computed (the vocabulary matmul dominates a decoding step). Inference only (noGrad); equal to
+   * `forward` on the whole sequence at those positions.
+   */
+  forwardCached(idx: Tensor, cache: GPTCache, opts: { lastOnly?: boolean } = {}): Tensor {
+    if (idx.ndim !== 2) throw new OpError('GPT', `input ids must be (B, T), got [${idx.shape.join(', ')}]`);
+    const [, T] = idx.shape as [number, number];
+    const start = cache.length;
+    if (start + T > this.config.blockSize)
+      throw new OpError(
+        'GPT',
+        `positions [${start}, ${start + T}) exceed the context length ${this.config.blockSize}; start a new cache`,
+      );
+    const out = noGrad(() =>
+      tidy(() => {
+        const tok = this.wte.forward(idx); // (B, T, C)
+        const pos = this.wpe.forward(this.positionIds(this.config.blockSize, idx.device).narrow(0, start, T)); // (T, C)
+        let x = this.drop.forward(tok.add(pos)); // (B, T, C)
+        let l = 0;
+        for (const block of this.h) x = block.forwardCached(x, cache.layers[l++]!, start); // (B, T, C)
+        if (opts.lastOnly && T > 1) x = x.narrow(1, T - 1, 1); // (B, 1, C)
+        x = this.ln_f.forward(x);
+        return matmul(x, this.wte.weight.transpose()); // (B, T or 1, V), tied head
+      }),
+    );
+    cache.length = start + T;
+    return out;
+  }
+
+  /**
+   * Extends `prompt` by up to `maxNewTokens` sampled ids (one host read of the last logits per token)
+   * and returns prompt + new ids. Runs in eval mode (no dropout), restoring the mode after.
+   *
+   * A prompt longer than blockSize is cropped to its last blockSize ids. With the cache (default), the
+   * prompt is prefilled in one forward, then each token is one step over the cache. Learned positions end
+   * at blockSize: when the cache is full, it restarts from the last blockSize/2 ids (one prefill), so the
+   * context then spans between half and a whole block. Without the cache, every token recomputes the last
+   * min(length, blockSize) ids, a window sliding one token at a time.
    */
   async generate(prompt: readonly number[], maxNewTokens: number, opts: GenerateOptions = {}): Promise<number[]> {
     const ids = [...prompt];
     if (ids.length === 0) throw new OpError('GPT.generate', 'the prompt must have at least one token');
-    const temperature = opts.temperature ?? 1;
-    let state = (opts.seed ?? 1) >>> 0 || 1;
-    const uniform = () => {
-      state ^= state << 13;
-      state ^= state >>> 17;
-      state ^= state << 5;
-      state >>>= 0;
-      return state / 4294967296;
-    };
+    const V = this.config.vocabSize;
+    const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= V);
+    if (bad >= 0) throw new OpError('GPT.generate', `prompt id ${ids[bad]} at position ${bad} is not in [0, ${V})`);
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0)
+      throw new OpError('GPT.generate', `maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
+    const sampler = new Sampler(opts);
+    if (maxNewTokens === 0) return ids;
+    const wasTraining = this.training;
+    this.eval();
     const device = this.wte.weight.device;
-    for (let i = 0; i < maxNewTokens; i++) {
-      const ctx = ids.slice(-this.config.blockSize);
-      const probsT = noGrad(() =>
+    const bs = this.config.blockSize;
+    const input = (ctx: readonly number[]) => tensor(new Int32Array(ctx), { shape: [1, ctx.length], device });
+    /** The last row of (1, T, V) logits on the host, freeing the device tensor. */
+    const lastRow = async (logits: Tensor): Promise<ArrayLike<number>> => {
+      const T = logits.shape[1]!;
+      const row = noGrad(() => tidy(() => logits.narrow(1, T - 1, 1).reshape([V]))); // (V)
+      const host = await row.toArray();
+      row.dispose();
+      logits.dispose();
+      return host;
+    };
+    const cache = opts.cache === false ? null : this.createCache(1);
+    try {
+      const run = (ctx: readonly number[]): Tensor =>
         tidy(() => {
-          const logits = this.forward(tensor(new Int32Array(ctx), { shape: [1, ctx.length], device })); // (1, T, V)
-          const last = logits.select(1, ctx.length - 1).reshape([-1]); // (V)
-          return temperature > 0 ? softmax(last.div(temperature)) : last;
-        }),
-      );
-      const p = await probsT.toArray();
-      probsT.dispose();
-      ids.push(temperature > 0 ? sampleFrom(p, opts.topK ?? 0, uniform()) : argmaxOf(p));
+          const x = input(ctx);
+          if (!cache) return noGrad(() => this.forward(x)); // (1, T, V)
+          if (cache.length + ctx.length > bs) cache.length = 0;
+          return this.forwardCached(x, cache, { lastOnly: true }); // (1, 1, V)
+        });
+      let logits = run(ids.slice(-bs));
+      for (let i = 0; ; i++) {
+        const next = sampler.sample(await lastRow(logits)); // frees logits
+        ids.push(next);
+        if (opts.onToken) await opts.onToken(next);
+        if (next === opts.eosId || i === maxNewTokens - 1) return ids;
+        if (!cache) logits = run(ids.slice(-bs));
+        else if (cache.length < bs) logits = run([next]);
+        else logits = run(ids.slice(-Math.ceil(bs / 2)));
+      }
+    } finally {
+      cache?.dispose();
+      this.train(wasTraining);
     }
-    return ids;
   }
-}
-
-function argmaxOf(p: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
-  return best;
-}
-
-/** Samples an index from probabilities `p`, restricted to the top k when k > 0. */
-function sampleFrom(p: ArrayLike<number>, k: number, u: number): number {
-  let idx = Array.from({ length: p.length }, (_, i) => i);
-  if (k > 0 && k < p.length) idx = idx.sort((a, b) => p[b]! - p[a]!).slice(0, k);
-  const total = idx.reduce((s, i) => s + p[i]!, 0);
-  let acc = 0;
-  for (const i of idx) {
-    acc += p[i]! / total;
-    if (u < acc) return i;
-  }
-  return idx[idx.length - 1]!;
 }
