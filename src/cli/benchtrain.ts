@@ -1,8 +1,10 @@
 // A GPT training step as the benchmarks (and anyone comparing frameworks) run it: the model of
-// models/gpt.ts in a named configuration, fixed random token batches, forward + backward + AdamW.
+// models/gpt.ts in a named configuration, fixed random token batches, forward + backward + AdamW; and the
+// same step with a device sync after each phase, to split its time into forward / backward / optimizer.
+import '../autograd/index.js';
 import { GPT, type GPTConfig } from '../models/gpt.js';
 import { AdamW } from '../optim/index.js';
-import { Generator, tensor, tidy, type DeviceLike, type Tensor } from '../tensor/index.js';
+import { Generator, getBackend, tensor, tidy, type DeviceLike, type Tensor } from '../tensor/index.js';
 
 /** A named train-step configuration: the model plus batch and sequence length. */
 export interface TrainStepConfig {
@@ -43,8 +45,21 @@ export interface TrainStep {
   readonly tokens: number;
   /** One forward + backward + AdamW step; resolves with the loss (the step's one host read). */
   step(): Promise<number>;
+  /**
+   * The same step with the device synced after each phase: the host wall time of forward, backward and
+   * optimizer (each up to its sync, so queued device work counts in its phase). The syncs cost time,
+   * so the phases add up to more than an unsynced step(): time that separately.
+   */
+  phases(): Promise<PhaseTimes>;
   /** Frees the model, optimizer state and batch. */
   dispose(): void;
+}
+
+/** Milliseconds of each phase of one synced step. */
+export interface PhaseTimes {
+  readonly forward: number;
+  readonly backward: number;
+  readonly optimizer: number;
 }
 
 /** Deterministic token ids in [0, vocab) (a multiplicative hash of the position). */
@@ -74,6 +89,23 @@ export function makeTrainStep(config: TrainStepConfig, device: DeviceLike = 'cpu
       const v = await loss.item();
       loss.dispose();
       return v;
+    },
+    async phases(): Promise<PhaseTimes> {
+      const backend = getBackend(device);
+      await backend.sync();
+      const t0 = performance.now();
+      const loss = tidy(() => model.loss(x, y));
+      await backend.sync();
+      const t1 = performance.now();
+      tidy(() => loss.backward());
+      await backend.sync();
+      const t2 = performance.now();
+      optimizer.step();
+      optimizer.zeroGrad();
+      await backend.sync();
+      const t3 = performance.now();
+      loss.dispose();
+      return { forward: t1 - t0, backward: t2 - t1, optimizer: t3 - t2 };
     },
     dispose(): void {
       optimizer.zeroGrad();

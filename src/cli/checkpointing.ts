@@ -1,9 +1,12 @@
-// Checkpoints of the default `loom train` job: what a checkpoint records about the run (model and
-// optimizer state, data sampler and RNG states, the config) and how `--resume` restores it exactly.
+// Checkpoints of the GPT training task: what a checkpoint records about the run (model and optimizer
+// state, the data position of both splits, RNG states, the config) and how `--resume` restores it exactly;
+// and the self-contained model folder (HF weights + tokenizer) that `loom generate --model` reads.
 import { readFileSync } from 'node:fs';
 import { TensorloomError } from '../core/errors.js';
 import { loadLatestCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
 import type { AdamOptions, OptimizerStateDict } from '../optim/index.js';
+import { saveTokenizer } from '../data/tokenizer-files.js';
+import { saveGPT2 } from '../models/gpt2/index.js';
 import { defaultGenerator } from '../tensor/index.js';
 import type { GptJob } from './gptjob.js';
 
@@ -37,7 +40,7 @@ export async function saveJobCheckpoint(dir: string, job: GptJob, step: number, 
       optimizer: { state: opt.state, paramGroups: opt.paramGroups },
       extra: {
         config,
-        sampler: { train: job.trainData.getState(), val: job.valData.getState() },
+        data: { train: job.data.train.getState(), val: job.data.val?.getState() ?? null },
         rng: { default: defaultGenerator.getState(), model: job.generator.getState() },
       },
     },
@@ -62,8 +65,14 @@ function differences(saved: unknown, now: unknown, path: string, out: string[]):
   }
 }
 
+/** Writes the trained model as a self-contained folder `dir`: HF GPT-2 weights + config, and the tokenizer. */
+export async function saveModelFolder(dir: string, job: GptJob): Promise<void> {
+  await saveGPT2(job.model, dir);
+  saveTokenizer(dir, job.data.tokenizer);
+}
+
 /**
- * Restores the newest usable checkpoint in `dir` into `job` (model, optimizer, samplers, RNGs) and
+ * Restores the newest usable checkpoint in `dir` into `job` (model, optimizer, data positions, RNGs) and
  * returns the step to continue from. Refuses a checkpoint whose config differs from `config`.
  */
 export async function resumeJob(
@@ -83,7 +92,7 @@ export async function resumeJob(
       );
     }
     const extra = ck.extra as {
-      sampler: { train: number; val: number };
+      data?: { train: unknown; val: unknown };
       rng: {
         default: ReturnType<typeof defaultGenerator.getState>;
         model: ReturnType<typeof defaultGenerator.getState>;
@@ -91,8 +100,9 @@ export async function resumeJob(
     };
     job.model.loadStateDict(ck.model);
     job.optimizer.loadStateDict(ck.optimizer as unknown as OptimizerStateDict<AdamOptions>);
-    job.trainData.setState(extra.sampler.train);
-    job.valData.setState(extra.sampler.val);
+    if (!extra.data) throw new TensorloomError(`--resume: ${ck.path} records no data position`);
+    job.data.train.setState(extra.data.train);
+    if (job.data.val && extra.data.val !== null) job.data.val.setState(extra.data.val);
     defaultGenerator.setState(extra.rng.default);
     job.generator.setState(extra.rng.model);
     log(`resumed from ${ck.path} at step ${ck.step}`);

@@ -1,28 +1,33 @@
-// The default job of `loom train` and `loom profile`: a small GPT on procedurally generated stories
-// (character tokens) with its AdamW optimizer and LR schedule, built from the options both commands share.
-import { CharTokenizer, WindowSampler, generateStories } from '../data/index.js';
+// The GPT job of `loom train` and `loom profile`: the device, the model (new, or fine-tuned from a Hugging
+// Face GPT-2 folder), its AdamW optimizer and LR schedule and the loss of a batch, built from the options
+// both commands share. Option values are checked here, before anything is trained or written.
 import type { DeviceName } from '../backend/backend.js';
+import { TensorloomError } from '../core/errors.js';
+import { uploadBatch } from '../data/batches.js';
+import type { HostBatch } from '../data/index.js';
 import { GPT, type GPTConfig } from '../models/gpt.js';
+import { fromPretrained } from '../models/gpt2/index.js';
 import { AdamW, warmupCosine, type LRSchedule } from '../optim/index.js';
-import { chooseDevice, manualSeed, tensor, Generator, type DeviceLike, type Tensor } from '../tensor/index.js';
+import { chooseDevice, manualSeed, Generator, type DeviceLike, type Tensor } from '../tensor/index.js';
 import type { OptionSpec, Parsed } from './args.js';
+import { storiesData, type GptData, type StoriesData } from './gptdata.js';
 
 /** Model, batch and optimizer options (in help order). */
 export const MODEL_OPTIONS = {
-  'batch-size': { kind: 'number', help: 'sequences per step (default 16)' },
-  'block-size': { kind: 'number', help: 'context length in characters (default 64)' },
+  'batch-size': { kind: 'number', help: 'sequences per micro-batch (default 16)' },
+  'block-size': { kind: 'number', help: 'context length in tokens (default 64)' },
   'n-layer': { kind: 'number', help: 'transformer blocks (default 3)' },
   'n-head': { kind: 'number', help: 'attention heads (default 4)' },
   'n-embd': { kind: 'number', help: 'model width (default 96)' },
   dropout: { kind: 'number', help: 'dropout probability (default 0)' },
   lr: { kind: 'number', help: 'peak learning rate (default 3e-3)' },
-  'min-lr': { kind: 'number', help: 'final learning rate of the cosine schedule (default 3e-4)' },
+  'min-lr': { kind: 'number', help: 'final learning rate of the cosine schedule (default 3e-4, or --lr if lower)' },
   'warmup-steps': { kind: 'number', help: 'linear warmup steps (default 20)' },
   'weight-decay': { kind: 'number', help: 'AdamW decoupled weight decay on 2-D weights (default 0.1)' },
   'grad-clip': { kind: 'number', help: 'max global gradient norm, 0 to disable (default 1)' },
 } satisfies Record<string, OptionSpec>;
 
-/** Corpus, seed and device options (in help order). */
+/** Corpus, seed and device options of `loom profile` (in help order). */
 export const DATA_OPTIONS = {
   stories: { kind: 'number', help: 'stories in the generated corpus (default 4000)' },
   seed: { kind: 'number', help: 'seed for data, init and sampling (default 1337)' },
@@ -33,28 +38,35 @@ export const DATA_OPTIONS = {
   },
 } satisfies Record<string, OptionSpec>;
 
+/** The model options a fine-tuned model takes from its folder's config.json instead. */
+export const ARCHITECTURE_OPTIONS = ['n-layer', 'n-head', 'n-embd'] as const;
+
 /** A built job: data, model, optimizer and schedule on the chosen device. */
-export interface GptJob {
+export interface GptJob<D extends GptData = GptData> {
   readonly device: DeviceName;
   /** Why that device (requested, adapter found, ...). */
   readonly deviceReason: string;
   readonly seed: number;
-  readonly text: string;
-  readonly tok: CharTokenizer;
-  readonly trainData: WindowSampler;
-  readonly valData: WindowSampler;
+  readonly data: D;
   readonly config: GPTConfig;
   readonly model: GPT;
-  /** The model's generator (init, then dropout): its state is checkpointed. */
+  /** The generator of the model's init and dropout: its state is checkpointed. */
   readonly generator: Generator;
   readonly optimizer: AdamW;
   readonly schedule: LRSchedule;
-  /** Sequences per step (B) and context length (T). */
+  /** Sequences per micro-batch (B) and context length (T). */
   readonly batchSize: number;
   readonly blockSize: number;
   readonly gradClip: number;
-  /** The model's loss on one batch of (B, T) token ids. */
-  readonly lossOf: (batch: { x: Int32Array; y: Int32Array }) => Tensor;
+  /** The optimizer and schedule settings (a resumed run must match them). */
+  readonly hyper: {
+    readonly lr: number;
+    readonly minLr: number;
+    readonly warmupSteps: number;
+    readonly weightDecay: number;
+  };
+  /** The model's loss on one batch (uploaded in one transfer: its B x (T+1) windows). */
+  readonly lossOf: (batch: HostBatch) => Tensor;
 }
 
 /** Reads a number option with its default. */
@@ -62,66 +74,125 @@ export function numberOption(a: Parsed, key: string, dflt: number): number {
   return (a[key] as number | undefined) ?? dflt;
 }
 
-/** Builds the job from parsed MODEL_OPTIONS + DATA_OPTIONS; `steps` sizes the LR schedule. */
-export async function buildGptJob(a: Parsed, steps: number): Promise<GptJob> {
-  const num = (k: string, d: number): number => numberOption(a, k, d);
-  const seed = num('seed', 1337);
-  const B = num('batch-size', 16);
-  const T = num('block-size', 64);
+/** Reads an integer option >= `min` with its default; anything else is an error naming the option. */
+export function intOption(a: Parsed, key: string, dflt: number, min: number, command = 'train'): number {
+  const v = numberOption(a, key, dflt);
+  if (!Number.isInteger(v) || v < min)
+    throw new TensorloomError(`loom ${command}: --${key} must be an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+/** Reads a number option in [lo, hi) (hi = Infinity: no upper bound). */
+function rangeOption(a: Parsed, key: string, dflt: number, lo: number, hi = Infinity): number {
+  const v = numberOption(a, key, dflt);
+  if (!(v >= lo && v < hi))
+    throw new TensorloomError(
+      `loom train: --${key} must be ${hi === Infinity ? `>= ${lo}` : `in [${lo}, ${hi})`}, got ${v}`,
+    );
+  return v;
+}
+
+/** The device the options ask for, and why. */
+export async function jobDevice(a: Parsed): Promise<{ device: DeviceName; reason: string }> {
   const choice = await chooseDevice((a.device as DeviceLike | undefined) ?? 'auto');
-  const device = choice.device;
-  manualSeed(seed);
+  return { device: choice.device, reason: choice.reason };
+}
 
-  const text = generateStories(num('stories', 4000), seed);
-  const tok = CharTokenizer.fromText(text);
-  const ids = tok.encode(text);
-  const split = Math.floor(ids.length * 0.9);
-  const trainData = new WindowSampler(ids.subarray(0, split), B, T, seed);
-  const valData = new WindowSampler(ids.subarray(split), B, T, seed + 1);
+/**
+ * The model to train: loaded from the Hugging Face folder `initFrom` (architecture from its config.json;
+ * --n-layer/--n-head/--n-embd are refused there, --block-size must fit its context), else a new GPT
+ * sized by the options. `vocabSize` is the data's tokenizer's: a pretrained model must match it.
+ */
+export async function buildModel(
+  a: Parsed,
+  vocabSize: number,
+  blockSize: number,
+  device: DeviceName,
+  generator: Generator,
+  initFrom?: string,
+): Promise<GPT> {
+  const dropout = rangeOption(a, 'dropout', 0, 0, 1);
+  if (initFrom === undefined) {
+    const config: GPTConfig = {
+      vocabSize,
+      blockSize,
+      nLayer: intOption(a, 'n-layer', 3, 1),
+      nHead: intOption(a, 'n-head', 4, 1),
+      nEmbd: intOption(a, 'n-embd', 96, 1),
+      dropout,
+      bias: true,
+    };
+    if (config.nEmbd % config.nHead !== 0)
+      throw new TensorloomError(`loom train: --n-embd ${config.nEmbd} must be a multiple of --n-head ${config.nHead}`);
+    return new GPT(config, { device, generator });
+  }
+  const given = ARCHITECTURE_OPTIONS.filter((k) => a[k] !== undefined);
+  if (given.length)
+    throw new TensorloomError(
+      `loom train: --${given[0]} cannot be combined with --init-from ${initFrom}: the architecture comes from ${initFrom}/config.json`,
+    );
+  const model = await fromPretrained(initFrom, { device, ...(a.dropout !== undefined ? { dropout } : {}) });
+  const c = model.config;
+  const problem =
+    c.vocabSize !== vocabSize
+      ? `its vocabulary has ${c.vocabSize} ids (${initFrom}/config.json) but the data's tokenizer has ${vocabSize}; ` +
+        `tokenize the data with the model's tokenizer: loom prepare --tokenizer ${initFrom} --input FILE --out DIR`
+      : blockSize > c.blockSize
+        ? `--block-size ${blockSize} exceeds the model's context of ${c.blockSize} tokens`
+        : undefined;
+  if (problem) {
+    model.dispose();
+    throw new TensorloomError(`loom train: --init-from ${initFrom}: ${problem}`);
+  }
+  return model;
+}
 
-  const config: GPTConfig = {
-    vocabSize: tok.vocabSize,
-    blockSize: T,
-    nLayer: num('n-layer', 3),
-    nHead: num('n-head', 4),
-    nEmbd: num('n-embd', 96),
-    dropout: num('dropout', 0),
-    bias: true,
-  };
-  const generator = new Generator(seed);
-  const model = new GPT(config, { device, generator });
-  const decay = model.parameters().filter((p) => p.ndim >= 2);
-  const noDecay = model.parameters().filter((p) => p.ndim < 2);
+/** Assembles the job around `model` and `data`: AdamW (decay on 2-D weights only), the schedule, the loss. */
+export function assembleJob<D extends GptData>(
+  a: Parsed,
+  steps: number,
+  parts: { data: D; model: GPT; generator: Generator; device: DeviceName; deviceReason: string; seed: number },
+): GptJob<D> {
+  const { model, device } = parts;
+  const lr = rangeOption(a, 'lr', 3e-3, 0);
+  const weightDecay = rangeOption(a, 'weight-decay', 0.1, 0);
+  const params = model.parameters();
   const optimizer = new AdamW(
     [
-      { params: decay, weightDecay: num('weight-decay', 0.1) },
-      { params: noDecay, weightDecay: 0 },
+      { params: params.filter((p) => p.ndim >= 2), weightDecay },
+      { params: params.filter((p) => p.ndim < 2), weightDecay: 0 },
     ],
-    { lr: num('lr', 3e-3), betas: [0.9, 0.95] },
+    { lr, betas: [0.9, 0.95] },
   );
-  const schedule = warmupCosine({
-    warmupSteps: num('warmup-steps', 20),
-    totalSteps: steps,
-    maxLr: num('lr', 3e-3),
-    minLr: num('min-lr', 3e-4),
-  });
+  const minLr = rangeOption(a, 'min-lr', Math.min(3e-4, lr), 0);
+  if (minLr > lr) throw new TensorloomError(`loom train: --min-lr ${minLr} must not exceed --lr ${lr}`);
+  const warmupSteps = intOption(a, 'warmup-steps', 20, 0);
+  const schedule = warmupCosine({ warmupSteps, totalSteps: steps, maxLr: lr, minLr });
   return {
-    device,
-    deviceReason: choice.reason,
-    seed,
-    text,
-    tok,
-    trainData,
-    valData,
-    config,
-    model,
-    generator,
+    ...parts,
+    config: model.config,
     optimizer,
     schedule,
-    batchSize: B,
-    blockSize: T,
-    gradClip: num('grad-clip', 1),
-    lossOf: (batch) =>
-      model.loss(tensor(batch.x, { shape: [B, T], device }), tensor(batch.y, { shape: [B, T], device })),
+    batchSize: intOption(a, 'batch-size', 16, 1),
+    blockSize: intOption(a, 'block-size', 64, 1),
+    gradClip: rangeOption(a, 'grad-clip', 1, 0),
+    hyper: { lr, minLr, warmupSteps, weightDecay },
+    lossOf: (batch) => {
+      const { x, y } = uploadBatch(batch, device); // (B, T) views of one (B, T+1) upload
+      return model.loss(x, y);
+    },
   };
+}
+
+/** The job `loom profile` runs: a new GPT on the generated stories (character tokens). */
+export async function buildStoriesJob(a: Parsed, steps: number): Promise<GptJob<StoriesData>> {
+  const seed = numberOption(a, 'seed', 1337);
+  const B = intOption(a, 'batch-size', 16, 1, 'profile');
+  const T = intOption(a, 'block-size', 64, 1, 'profile');
+  const { device, reason } = await jobDevice(a);
+  manualSeed(seed);
+  const data = storiesData(intOption(a, 'stories', 4000, 1, 'profile'), seed, B, T);
+  const generator = new Generator(seed);
+  const model = await buildModel(a, data.tokenizer.vocabSize, T, device, generator);
+  return assembleJob(a, steps, { data, model, generator, device, deviceReason: reason, seed });
 }

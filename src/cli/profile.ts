@@ -8,7 +8,7 @@ import { config } from '../core/config.js';
 import { TensorloomError } from '../core/errors.js';
 import { formatProfile, formatStep, profileSteps, trainStep } from '../train/index.js';
 import { helpText, parseArgs, type OptionSpec } from './args.js';
-import { DATA_OPTIONS, MODEL_OPTIONS, buildGptJob, numberOption } from './gptjob.js';
+import { DATA_OPTIONS, MODEL_OPTIONS, buildStoriesJob, numberOption } from './gptjob.js';
 
 const OPTIONS = {
   steps: { kind: 'number', help: 'profiled steps (default 10)' },
@@ -42,7 +42,7 @@ export async function profileCommand(argv: readonly string[], out: (s: string) =
   const warmup = positiveInt('warmup', numberOption(a, 'warmup', 3), 0);
   const top = positiveInt('top', numberOption(a, 'top', 20), 1);
   // the LR schedule runs as in a training run of warmup + steps steps (at least past its warmup)
-  const job = await buildGptJob(a, Math.max(warmup + steps, numberOption(a, 'warmup-steps', 20) + 1));
+  const job = await buildStoriesJob(a, Math.max(warmup + steps, numberOption(a, 'warmup-steps', 20) + 1));
   const { config: c, model, device } = job;
   out(
     `loom profile: device ${device} (${job.deviceReason}); model ${c.nLayer} layers, ${c.nHead} heads, ` +
@@ -52,7 +52,7 @@ export async function profileCommand(argv: readonly string[], out: (s: string) =
   model.train(true);
   const step = trainStep({
     params: model.parameters(),
-    loss: () => job.lossOf(job.trainData.next()),
+    loss: () => job.lossOf(job.data.trainSampler.next()),
     optimizer: job.optimizer,
     gradClip: job.gradClip,
   });

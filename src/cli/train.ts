@@ -1,118 +1,153 @@
-// `loom train`: trains a small GPT on a corpus the project generates itself (procedural stories,
-// character tokens), logs one line per step, evaluates on held-out text and prints a sample.
-import { getBackend } from '../tensor/index.js';
-import { trainLoop } from '../train/index.js';
-import { helpText, parseArgs, type OptionSpec } from './args.js';
+// `loom train [--config FILE] [overrides]`: reads the config file (JSON whose keys are the task's option
+// names, plus "task" and "description"), checks every key and value against the task's options, lets
+// command-line flags override it, and runs the task (default: gpt, the small GPT on generated stories).
+import { readFileSync } from 'node:fs';
 import { TensorloomError } from '../core/errors.js';
-import { resumeJob, saveJobCheckpoint, type RunConfig } from './checkpointing.js';
-import { DATA_OPTIONS, MODEL_OPTIONS, buildGptJob } from './gptjob.js';
+import { didYouMean, helpText, parseArgs, type OptionSpec, type Parsed } from './args.js';
+import { getTrainTask, trainTaskNames, type TrainTask } from './tasks.js';
 
-const OPTIONS = {
-  steps: { kind: 'number', help: 'optimizer steps (default 400)' },
-  ...MODEL_OPTIONS,
-  'eval-every': { kind: 'number', help: 'evaluate on held-out text every N steps (default 100)' },
-  ...DATA_OPTIONS,
-  'sample-chars': { kind: 'number', help: 'characters to sample after training (default 300)' },
-  out: { kind: 'string', help: 'folder for checkpoints (default: none are written)' },
-  'checkpoint-every': { kind: 'number', help: 'checkpoint every N steps, and at the end and on SIGINT (default 100)' },
-  resume: { kind: 'boolean', help: 'continue the run from the latest complete checkpoint in --out' },
-  help: { kind: 'boolean', help: 'show this help' },
-} satisfies Record<string, OptionSpec>;
+/** The task used when neither --task nor a config file's "task" names one. */
+export const DEFAULT_TRAIN_TASK = 'gpt';
 
-const DESCRIPTION =
-  'Trains a small GPT on procedurally generated stories (no downloads), printing one line per step\n' +
-  '(step, loss, grad norm, lr, ms, tokens/s), a held-out loss every --eval-every steps, and a sample.';
+/** Config keys that are documentation or selection, not options. */
+const META_KEYS = ['task', 'description'];
+/** Options that only make sense on the command line. */
+const CLI_ONLY = ['config', 'help'];
+
+/** The option `loom train` adds to every task's: which task. */
+function taskOption(): OptionSpec {
+  return {
+    kind: 'string',
+    choices: trainTaskNames(),
+    help: `training task: ${trainTaskNames().join(', ')} (default ${DEFAULT_TRAIN_TASK}; a config file sets it with "task")`,
+  };
+}
+
+/** A validated config file: its task and option values. */
+export interface TrainConfig {
+  readonly task: TrainTask;
+  readonly values: Parsed;
+  readonly description?: string;
+}
+
+/** Reads `file` as a JSON object; errors name the file. */
+function readJsonObject(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TensorloomError(`loom train: cannot read --config ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new TensorloomError(`loom train: config ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new TensorloomError(`loom train: config ${file} must hold a JSON object of option names to values`);
+  return raw as Record<string, unknown>;
+}
+
+function kindOf(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+/**
+ * Checks the config object `raw` (read from `file`) against `task`'s options: every key must be an option
+ * (a did-you-mean for typos) or "task"/"description", every value of the option's kind (and among its
+ * choices). Returns the option values.
+ */
+export function validateConfig(raw: Readonly<Record<string, unknown>>, task: TrainTask, file: string): Parsed {
+  const values: Parsed = {};
+  const known = Object.keys(task.options).filter((k) => !CLI_ONLY.includes(k));
+  for (const [key, v] of Object.entries(raw)) {
+    if (META_KEYS.includes(key)) {
+      if (typeof v !== 'string')
+        throw new TensorloomError(`loom train: config ${file}: "${key}" must be a string, got ${kindOf(v)}`);
+      continue;
+    }
+    if (CLI_ONLY.includes(key))
+      throw new TensorloomError(`loom train: config ${file}: "${key}" is a command-line flag, not a config key`);
+    const spec = task.options[key];
+    if (!spec) {
+      const hint = didYouMean(key, [...known, ...META_KEYS]);
+      throw new TensorloomError(
+        `loom train: config ${file}: unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
+          `see loom train --task ${task.name} --help for the keys of the ${task.name} task`,
+      );
+    }
+    const ok = spec.kind === 'number' ? typeof v === 'number' && Number.isFinite(v) : typeof v === spec.kind;
+    if (!ok)
+      throw new TensorloomError(
+        `loom train: config ${file}: "${key}" must be a ${spec.kind}, got ${kindOf(v)} ${JSON.stringify(v)}`,
+      );
+    if (spec.choices && !spec.choices.includes(v as string))
+      throw new TensorloomError(
+        `loom train: config ${file}: "${key}" must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(v)}`,
+      );
+    values[key] = v as string | number | boolean;
+  }
+  return values;
+}
+
+/** Reads and validates config `file`; `taskOverride` (a --task flag) wins over the file's "task". */
+export async function loadTrainConfig(file: string, taskOverride?: string): Promise<TrainConfig> {
+  const raw = readJsonObject(file);
+  const named = raw.task;
+  if (named !== undefined && typeof named !== 'string')
+    throw new TensorloomError(`loom train: config ${file}: "task" must be a string, got ${kindOf(named)}`);
+  const task = await getTrainTask(
+    taskOverride ?? named ?? DEFAULT_TRAIN_TASK,
+    taskOverride !== undefined ? '--task' : `config ${file}`,
+  );
+  const description = typeof raw.description === 'string' ? raw.description : undefined;
+  return { task, values: validateConfig(raw, task, file), ...(description ? { description } : {}) };
+}
+
+/** The value of `--name V` / `--name=V` in `argv` (before the task, hence its full options, is known). */
+function peekFlag(argv: readonly string[], name: string): string | undefined {
+  let found: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === `--${name}`) found = argv[++i];
+    else if (arg.startsWith(`--${name}=`)) found = arg.slice(name.length + 3);
+  }
+  return found;
+}
 
 /** Runs `loom train`; returns the process exit code. */
 export async function trainCommand(argv: readonly string[], out: (s: string) => void): Promise<number> {
-  const a = parseArgs('train', argv, OPTIONS);
-  if (a.help) {
-    out(helpText('train', DESCRIPTION, OPTIONS));
+  const file = peekFlag(argv, 'config');
+  const taskFlag = peekFlag(argv, 'task');
+  const wantsHelp = argv.includes('--help');
+  let config: TrainConfig | undefined;
+  let task: TrainTask;
+  if (file !== undefined && !wantsHelp) {
+    config = await loadTrainConfig(file, taskFlag);
+    task = config.task;
+  } else if (file !== undefined) {
+    // help for the config's task, even when the rest of the file has a problem
+    const named = readJsonObject(file).task;
+    task = await getTrainTask(taskFlag ?? (typeof named === 'string' ? named : DEFAULT_TRAIN_TASK), `config ${file}`);
+  } else {
+    task = await getTrainTask(taskFlag ?? DEFAULT_TRAIN_TASK);
+  }
+  // --task right after --config in the help, then the task's own options
+  const spec: Record<string, OptionSpec> = { config: task.options.config!, task: taskOption(), ...task.options };
+  const cli = parseArgs('train', argv, spec);
+  if (cli.help) {
+    const intro =
+      `${task.description}\n\n` +
+      'A config file (--config FILE, JSON) holds any of these options by name (without the --), plus\n' +
+      `"task" (${trainTaskNames().join(', ')}; default ${DEFAULT_TRAIN_TASK}) and "description"; ` +
+      'flags given with it override its values.\n' +
+      `loom train --task NAME --help lists the options of another task.${file !== undefined ? `\nConfig: ${file}` : ''}`;
+    out(helpText('train', intro, spec));
     return 0;
   }
-  const num = (k: keyof typeof OPTIONS, d: number) => (a[k] as number | undefined) ?? d;
-  const steps = num('steps', 400);
-  const outDir = a.out as string | undefined;
-  const every = num('checkpoint-every', 100);
-  if (a.resume && !outDir) throw new TensorloomError('train: --resume needs --out DIR (the folder to resume from)');
-  if (!Number.isInteger(every) || every < 1)
-    throw new TensorloomError('train: --checkpoint-every must be a positive integer');
-  const job = await buildGptJob(a, steps);
-  const { device, seed, text, tok, trainData, valData, config, model, optimizer, schedule, lossOf } = job;
-  const B = job.batchSize;
-  const T = job.blockSize;
-
-  const backend = getBackend(device);
-  out(
-    `loom train: ${text.length.toLocaleString('en')} characters of generated stories, vocab ${tok.vocabSize}, device ${backend.name} (${job.deviceReason})`,
-  );
-  out(
-    `model: ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, context ${T}, ${model.numParameters().toLocaleString('en')} parameters; batch ${B}, ${steps} steps`,
-  );
-
-  // everything a resumed run must share with the run it continues
-  const runConfig: RunConfig = {
-    model: { ...config },
-    batchSize: B,
-    steps,
-    seed,
-    stories: num('stories', 4000),
-    lr: num('lr', 3e-3),
-    minLr: num('min-lr', 3e-4),
-    warmupSteps: num('warmup-steps', 20),
-    weightDecay: num('weight-decay', 0.1),
-    gradClip: job.gradClip,
-  };
-  const startStep = a.resume && outDir ? await resumeJob(outDir, job, runConfig, out) : 0;
-  let interrupted = false;
-  const onSigint = (): void => {
-    interrupted = true;
-    out('SIGINT: finishing the current step' + (outDir ? ', then saving a checkpoint' : ''));
-  };
-  process.on('SIGINT', onSigint);
-
-  const started = performance.now();
-  const w = String(steps).length;
-  const res = await trainLoop({
-    startStep,
-    shouldStop: () => interrupted,
-    params: model.parameters(),
-    setTraining: (on) => model.train(on),
-    trainLoss: () => lossOf(trainData.next()),
-    evalLoss: () => lossOf(valData.next()),
-    tokensPerStep: B * T,
-    optimizer,
-    schedule,
-    steps,
-    gradClip: job.gradClip,
-    evalEvery: num('eval-every', 100),
-    evalBatches: 8,
-    onStep: async (r) => {
-      const elapsed = (performance.now() - started) / 1000;
-      const eta = (elapsed / (r.step + 1 - startStep)) * (steps - r.step - 1);
-      out(
-        `step ${String(r.step + 1).padStart(w)}/${steps} | loss ${r.loss.toFixed(4)} | norm ${r.gradNorm.toFixed(3)} | ` +
-          `lr ${r.lr.toExponential(2)} | ${r.ms.toFixed(0)} ms | ${Math.round(r.tokensPerSec)} tok/s | eta ${eta.toFixed(0)} s`,
-      );
-      const done = r.step + 1;
-      if (outDir && (done % every === 0 || done === steps || interrupted)) {
-        out(`checkpoint ${await saveJobCheckpoint(outDir, job, done, runConfig)}`);
-      }
-    },
-    onEval: (r) => out(`eval at step ${r.step}: val loss ${r.valLoss.toFixed(4)}`),
-  }).finally(() => process.off('SIGINT', onSigint));
-  if (interrupted) return 130;
-
-  const prompt = tok.encode('It was a ');
-  const sample = await model.generate(Array.from(prompt), num('sample-chars', 300), {
-    temperature: 0.8,
-    topK: 10,
-    seed,
-  });
-  out(`\nsample:\n${tok.decode(sample)}\n`);
-  const secs = ((performance.now() - started) / 1000).toFixed(1);
-  out(
-    `done in ${secs} s: final train loss ${res.last?.loss.toFixed(4) ?? '-'}, val loss ${res.lastEval?.valLoss.toFixed(4) ?? '-'} (uniform guess: ${Math.log(tok.vocabSize).toFixed(4)})`,
-  );
-  return 0;
+  const merged: Parsed = { ...(config?.values ?? {}), ...cli };
+  delete merged.config;
+  delete merged.task;
+  return task.run(merged, out);
 }

@@ -1,12 +1,16 @@
-// The training loop, read top to bottom: schedule, (eval), forward + backward, clip, step, log.
-// One host read per step (the logged loss and grad norm, read together), nothing else waits.
+// The training loop, read top to bottom: schedule, (eval), micro-steps (batch, forward, backward),
+// clip, step, log. One host read per step (the logged loss and grad norm, read together), nothing else
+// waits; a batch that comes asynchronously is awaited before the step's compute is enqueued, so the
+// loader's prefetch overlaps the device work of the previous step.
 import { noGrad, stack, tidy, type Tensor } from '../tensor/index.js';
 import '../autograd/index.js';
 import { clipGradNorm_, type LRSchedule, type Optimizer } from '../optim/index.js';
+import { TensorloomError } from '../core/errors.js';
 
 /** One logged training step. */
 export interface StepRecord {
   step: number;
+  /** Mean loss over the step's micro-batches. */
   loss: number;
   gradNorm: number;
   lr: number;
@@ -20,18 +24,27 @@ export interface EvalRecord {
   valLoss: number;
 }
 
-/** What the loop needs from the caller. */
-export interface LoopSpec {
+/**
+ * What the loop needs from the caller. `Batch` is whatever `nextBatch` yields and the loss functions
+ * take; a caller whose loss functions draw their own data leaves the batch functions out.
+ */
+export interface LoopSpec<Batch = void> {
   /** Parameters being trained (their grads are clipped). */
   params: readonly Tensor[];
   /** Sets training mode (dropout on) or evaluation mode. */
   setTraining(on: boolean): void;
-  /** Builds the scalar training loss for the next batch (the loop owns the resulting tensors). */
-  trainLoss(): Tensor;
+  /** The next training batch, possibly asynchronous (a prefetching loader). */
+  nextBatch?(): Batch | Promise<Batch>;
+  /** The next held-out batch. */
+  nextEvalBatch?(): Batch | Promise<Batch>;
+  /** Builds the scalar training loss of one micro-batch (the loop owns the resulting tensors). */
+  trainLoss(batch: Batch): Tensor;
   /** Builds the loss of one held-out batch. */
-  evalLoss(): Tensor;
-  /** Tokens consumed by one step (for tokens/s). */
+  evalLoss(batch: Batch): Tensor;
+  /** Tokens consumed by one optimizer step, all micro-batches together (for tokens/s). */
   tokensPerStep: number;
+  /** Micro-batches per optimizer step (default 1): each loss is scaled by 1/gradAccum. */
+  gradAccum?: number;
   optimizer: Optimizer;
   schedule: LRSchedule;
   steps: number;
@@ -42,47 +55,80 @@ export interface LoopSpec {
   evalBatches: number;
   /** Called after each step; a returned promise (e.g. a checkpoint being saved) is awaited. */
   onStep(r: StepRecord): void | Promise<void>;
-  onEval(r: EvalRecord): void;
+  onEval(r: EvalRecord): void | Promise<void>;
   /** First step (for resumed runs). */
   startStep?: number;
   /** Checked after each step: true ends the run there (no final eval), e.g. after SIGINT. */
   shouldStop?: () => boolean;
 }
 
-/** Mean loss over `n` held-out batches, in eval mode, without a graph. */
-async function evaluate(spec: LoopSpec): Promise<number> {
+/** Mean loss over `evalBatches` held-out batches, in eval mode, without a graph; one host read. */
+async function evaluate<B>(spec: LoopSpec<B>): Promise<number> {
   spec.setTraining(false);
-  const losses = noGrad(() =>
-    tidy(() => stack(Array.from({ length: spec.evalBatches }, () => spec.evalLoss())).mean()),
-  );
-  const v = await losses.item();
-  losses.dispose();
-  spec.setTraining(true);
-  return v;
+  const losses: Tensor[] = [];
+  try {
+    for (let i = 0; i < spec.evalBatches; i++) {
+      const batch = spec.nextEvalBatch ? await spec.nextEvalBatch() : (undefined as B);
+      losses.push(noGrad(() => tidy(() => spec.evalLoss(batch))));
+    }
+    const mean = noGrad(() => tidy(() => stack(losses).mean()));
+    const v = await mean.item();
+    mean.dispose();
+    return v;
+  } finally {
+    for (const l of losses) l.dispose();
+    spec.setTraining(true);
+  }
+}
+
+/**
+ * One optimizer step: `n` micro-batches each add the gradient of loss/n (so the update is the one of
+ * their concatenation), then clip and step. Returns the (mean loss, grad norm) pair, still on device.
+ */
+async function optimizerStep<B>(spec: LoopSpec<B>, n: number): Promise<Tensor> {
+  const micro: Tensor[] = [];
+  try {
+    for (let m = 0; m < n; m++) {
+      const batch = spec.nextBatch ? await spec.nextBatch() : (undefined as B);
+      micro.push(
+        tidy(() => {
+          const loss = spec.trainLoss(batch);
+          (n > 1 ? loss.mul(1 / n) : loss).backward();
+          return loss.detach();
+        }),
+      );
+    }
+    return tidy(() => {
+      const norm = clipGradNorm_(spec.params, spec.gradClip > 0 ? spec.gradClip : Infinity);
+      spec.optimizer.step();
+      spec.optimizer.zeroGrad();
+      return noGrad(() => {
+        const loss = micro.length === 1 ? micro[0]! : stack(micro).mean();
+        return stack([loss, norm.cast(loss.dtype)]);
+      });
+    });
+  } finally {
+    for (const l of micro) l.dispose();
+  }
 }
 
 /** Runs the loop; resolves with the last step's record and the last eval. */
-export async function trainLoop(spec: LoopSpec): Promise<{ last?: StepRecord; lastEval?: EvalRecord }> {
-  const { optimizer, params } = spec;
+export async function trainLoop<B = void>(spec: LoopSpec<B>): Promise<{ last?: StepRecord; lastEval?: EvalRecord }> {
+  const n = spec.gradAccum ?? 1;
+  if (!Number.isInteger(n) || n < 1)
+    throw new TensorloomError(`trainLoop: gradAccum must be a positive integer, got ${n}`);
   let last: StepRecord | undefined;
   let lastEval: EvalRecord | undefined;
   spec.setTraining(true);
   for (let step = spec.startStep ?? 0; step < spec.steps; step++) {
     if (spec.evalEvery > 0 && step > 0 && step % spec.evalEvery === 0) {
       lastEval = { step, valLoss: await evaluate(spec) };
-      spec.onEval(lastEval);
+      await spec.onEval(lastEval);
     }
     const lr = spec.schedule(step);
-    optimizer.lr = lr;
+    spec.optimizer.lr = lr;
     const t0 = performance.now();
-    const logged = tidy(() => {
-      const loss = spec.trainLoss();
-      loss.backward();
-      const norm = clipGradNorm_(params, spec.gradClip > 0 ? spec.gradClip : Infinity);
-      optimizer.step();
-      optimizer.zeroGrad();
-      return noGrad(() => stack([loss, norm.cast(loss.dtype)]));
-    });
+    const logged = await optimizerStep(spec, n);
     const [loss, gradNorm] = await logged.toArray(); // the step's one sync point
     logged.dispose();
     const ms = performance.now() - t0;
@@ -92,7 +138,7 @@ export async function trainLoop(spec: LoopSpec): Promise<{ last?: StepRecord; la
   }
   if (spec.evalEvery > 0 && spec.steps > (spec.startStep ?? 0)) {
     lastEval = { step: spec.steps, valLoss: await evaluate(spec) };
-    spec.onEval(lastEval);
+    await spec.onEval(lastEval);
   }
   return { ...(last ? { last } : {}), ...(lastEval ? { lastEval } : {}) };
 }

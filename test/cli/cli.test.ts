@@ -3,6 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { didYouMean, parseArgs } from '../../src/cli/args.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 
 const SPEC = {
@@ -37,6 +40,7 @@ test('loom with an unknown command or option exits non-zero and says why', async
 
 test('loom train runs a real training job: the loss falls far below ln(vocab)', async () => {
   const lines: string[] = [];
+  const out = mkdtempSync(join(tmpdir(), 'tl-cli-'));
   const args = [
     '--steps',
     '60',
@@ -65,9 +69,11 @@ test('loom train runs a real training job: the loss falls far below ln(vocab)', 
       '20',
       '--device',
       'cpu',
+      '--out',
+      out,
     ],
     (s) => lines.push(s),
-  );
+  ).finally(() => rmSync(out, { recursive: true, force: true }));
   assert.equal(code, 0, lines.join('\n'));
   const losses = lines.filter((l) => l.startsWith('step ')).map((l) => Number(/loss ([\d.]+)/.exec(l)![1]));
   assert.equal(losses.length, 60);

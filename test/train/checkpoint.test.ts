@@ -47,15 +47,23 @@ interface Run {
   stdout: string;
 }
 
-/** Runs loom in a child; `killWhen` (checked on each stdout chunk) SIGKILLs it. */
-function runLoom(args: string[], killWhen?: (stdout: string) => boolean): Promise<Run> {
+/** Runs loom in a child; `killWhen` (checked on each stdout chunk) sends it `signal` (SIGKILL by default). */
+function runLoom(
+  args: string[],
+  killWhen?: (stdout: string) => boolean,
+  signal: NodeJS.Signals = 'SIGKILL',
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...RUN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    let sent = false;
     child.stdout.on('data', (d: Buffer) => {
       stdout += d.toString();
-      if (killWhen?.(stdout)) child.kill('SIGKILL');
+      if (killWhen?.(stdout) && !sent) {
+        sent = true;
+        child.kill(signal);
+      }
     });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
@@ -80,7 +88,14 @@ test('a run SIGKILLed after a checkpoint and resumed matches the uninterrupted r
     const b = join(root, 'b');
     const full = await runLoom([...ARGS, '--out', a]);
     assert.equal(full.code, 0, full.stdout);
-    assert.deepEqual(readdirSync(a).sort(), ['latest', `step-${STEPS - 10}`, `step-${STEPS}`]); // keeps the last 2
+    // keeps the last 2 checkpoints, beside the model folder and the metrics
+    assert.deepEqual(readdirSync(a).sort(), [
+      'latest',
+      'metrics.jsonl',
+      'model',
+      `step-${STEPS - 10}`,
+      `step-${STEPS}`,
+    ]);
 
     const killed = await runLoom([...ARGS, '--out', b], (s) => s.includes(`${join(b, 'step-10')}\n`));
     assert.equal(killed.signal, 'SIGKILL', `the child was not killed mid-run:\n${killed.stdout}`);
@@ -131,5 +146,23 @@ test('a truncated latest checkpoint is refused naming the file, the previous one
     assert.doesNotMatch(mismatch.stdout, /^step /m);
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('SIGINT ends the run after the current step with a checkpoint there, exit code 130', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tl-sigint-'));
+  try {
+    // checkpoints only every 1000 steps: the handler must run after the step, not wait for checkpoint I/O
+    const args = [...ARGS, '--checkpoint-every', '1000', '--out', dir];
+    const run = await runLoom(args, (out) => /^step +3\//m.test(out), 'SIGINT');
+    assert.equal(run.code, 130, run.stdout);
+    const last = Math.max(...losses(run.stdout).keys());
+    assert.ok(last >= 3 && last <= 6, `stopped at step ${last}, not right after the signal:\n${run.stdout}`);
+    assert.ok(
+      readdirSync(dir).includes(`step-${last}`),
+      `no checkpoint at step ${last}: ${readdirSync(dir).join(', ')}`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
