@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Runs tensorloom's CPU benchmarks and the PyTorch anchor (bench/torch_bench.py) back to back on this
 // machine, writes every JSON file to bench/results/<stamp>/, and prints the ratios: matmul GFLOP/s of
-// tensorloom's JS kernels, WASM SIMD (one thread) and WASM on the worker pool against PyTorch, and the
-// train-step time. PyTorch counts at its best of the default and OMP_WAIT_POLICY=passive, per case.
+// tensorloom's JS kernels, WASM SIMD (one thread) and WASM on the worker pool against PyTorch, the
+// train-step time, and conv2d GFLOP/s (the ResNet-50 stem convolution, forward and forward + backward).
+// PyTorch counts at its best of the default and OMP_WAIT_POLICY=passive, per case.
 // With --rounds N everything runs N times, interleaved, and each side keeps its best median per case, so
 // that load from other users of a shared machine hits both sides alike.
-// Usage: node bench/compare.mjs [matmul|train-step|all] [--quick] [--no-js] [--rounds N] [--out DIR]
+// Usage: node bench/compare.mjs [matmul|train-step|conv2d|all] [--quick] [--no-js] [--rounds N] [--out DIR]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -43,7 +44,7 @@ const read = (f) => JSON.parse(readFileSync(join(dir, f), 'utf8'));
 const q = quick ? ['--quick'] : [];
 /** JSON files per variant key ('matmul/wasm', 'train-step/torch-passive', ...), one per round. */
 const files = {};
-const suites = suite === 'all' ? ['matmul', 'train-step'] : [suite];
+const suites = suite === 'all' ? ['matmul', 'train-step', 'conv2d'] : [suite];
 for (let round = 1; round <= rounds; round++) {
   const tag = rounds > 1 ? `-r${round}` : '';
   for (const s of suites) {
@@ -103,6 +104,19 @@ if (suites.includes('train-step')) {
     lines.push(
       `${r.name.padEnd(28)}${col(r.median_ms.toFixed(0), 11)}${col(pd.get(key)?.median_ms.toFixed(0) ?? '-', 9)}` +
         `${col(pp.get(key)?.median_ms.toFixed(0) ?? '-', 13)}${col(ratio(r.median_ms, torch), 18)}`,
+    );
+  }
+}
+if (suites.includes('conv2d')) {
+  const tl = byName(files['conv2d/threads']);
+  const pd = byName(files['conv2d/torch-default']);
+  const pp = byName(files['conv2d/torch-passive']);
+  lines.push('', 'conv2d GFLOP/s (median)          tensorloom    torch  torch(pass)  tensorloom/torch');
+  for (const [key, r] of tl) {
+    const torch = Math.max(pd.get(key)?.gflops ?? 0, pp.get(key)?.gflops ?? 0);
+    lines.push(
+      `${r.name.padEnd(30)}${col(r.gflops ?? '-', 11)}${col(pd.get(key)?.gflops ?? '-', 9)}` +
+        `${col(pp.get(key)?.gflops ?? '-', 13)}${col(ratio(r.gflops, torch), 18)}`,
     );
   }
 }

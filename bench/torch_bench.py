@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""PyTorch anchor for `loom bench`: the same matmul shapes and GPT train-step configs, timed the same way
+"""PyTorch anchor for `loom bench`: the same matmul shapes, GPT train-step configs and conv2d cases, timed the same way
 (warmup runs, then timed runs; median/min/max), written in the same JSON schema, so that tensorloom's
 figures can be read as ratios to PyTorch measured on the same machine at the same time.
 
 Needs Debian's python3-torch with OpenBLAS (without libopenblas0-pthread Debian's torch uses the reference
 BLAS and is ~100x slower, which is no anchor):  apt-get install python3-torch libopenblas0-pthread
-Usage: /usr/bin/python3 bench/torch_bench.py <matmul|train-step|all> [--threads 2] [--json FILE] [--quick]
+Usage: /usr/bin/python3 bench/torch_bench.py <matmul|train-step|conv2d|all> [--threads 2] [--json FILE] [--quick]
 """
 import argparse
 import json
@@ -38,6 +38,12 @@ MATMUL_SHAPES = [
     (512, 2304, 768), (512, 768, 768), (512, 3072, 768), (512, 768, 3072), (512, 50257, 768),
 ]
 MATMUL_QUICK = [(64, 64, 64), (96, 80, 72)]
+# src/cli/benchconv.ts: the ResNet-50 stem convolution (name, input NCHW, weight OIHW, stride, padding).
+CONV_CASES = [
+    ("resnet50-stem-b1", (1, 3, 224, 224), (64, 3, 7, 7), 2, 3),
+    ("resnet50-stem-b8", (8, 3, 224, 224), (64, 3, 7, 7), 2, 3),
+]
+CONV_QUICK = [("stem-like-b1-32px", (1, 3, 32, 32), (8, 3, 7, 7), 2, 3)]
 TRAIN_CONFIGS = {
     "small": dict(vocab=50257, block=128, layers=4, heads=4, width=256, batch=8, seq=128),
     "gpt2-124m": dict(vocab=50257, block=1024, layers=12, heads=12, width=768, batch=4, seq=64),
@@ -171,6 +177,35 @@ def bench_train_step(args):
     return out
 
 
+def bench_conv2d(args):
+    """F.conv2d of the stem: forward, and forward + backward for input and weight (FLOPs 3x forward)."""
+    out = []
+    for name, xs, ws, stride, pad in (CONV_QUICK if args.quick else CONV_CASES):
+        n, cin, h, w = xs
+        cout, _, kh, kw = ws
+        oh, ow = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+        flops = 2 * n * cout * oh * ow * cin * kh * kw
+        for backward in (False, True):
+            x = torch.randn(*xs, requires_grad=backward)
+            wt = (torch.randn(*ws) * 0.1).requires_grad_(backward)
+            gy = torch.randn(n, cout, oh, ow)
+
+            def run():
+                y = F.conv2d(x, wt, None, stride, pad)
+                if backward:
+                    y.backward(gy)
+                    x.grad = wt.grad = None
+
+            reps = args.reps if args.reps is not None else (5 if n > 1 else 10)
+            t = timed(run, args.warmup if args.warmup is not None else 2, reps)
+            f = flops * (3 if backward else 1)
+            r = result("conv2d", f"{name} {'fwd+bwd' if backward else 'fwd'}", (*xs, cout, kh, kw), t,
+                       gflops=rnd(f / t[0] / 1e6))
+            print(f"  conv2d {r['name']}: {r['median_ms']} ms, {r['gflops']} GFLOP/s", flush=True)
+            out.append(r)
+    return out
+
+
 def machine():
     cpu = platform.processor() or "unknown"
     try:
@@ -195,7 +230,7 @@ def blas():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("suite", choices=["matmul", "train-step", "all"])
+    p.add_argument("suite", choices=["matmul", "train-step", "conv2d", "all"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json")
     p.add_argument("--reps", type=int)
@@ -214,6 +249,8 @@ def main():
             results += bench_matmul(args)
     if args.suite in ("train-step", "all"):
         results += bench_train_step(args)
+    if args.suite in ("conv2d", "all"):
+        results += bench_conv2d(args)
     report = dict(
         tensorloom=version,
         machine=machine(),

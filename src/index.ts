@@ -8,5 +8,7 @@ export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './data/index.js';
 export * from './train/index.js';
-export { GPT, type GPTConfig, type GenerateOptions } from './models/gpt.js';
+export { GPT, GPTCache, type GPTConfig, type GenerateOptions } from './models/gpt.js';
+export { BasicBlock, ResNet, ResNet50Stem, type ResNetConfig } from './models/resnet.js';
+export { Sampler, type SamplingOptions } from './models/sampling.js';
 export * from './models/gpt2/index.js';

@@ -1,5 +1,5 @@
-// `loom bench <suite>`: runs a benchmark suite (matmul, elementwise, reduce, train-step, or all) on a
-// device, prints a table and optionally writes JSON in the stable schema, with the machine it ran on.
+// `loom bench <suite>`: runs a benchmark suite (matmul, elementwise, reduce, train-step, generate, or all)
+// on a device, prints a table and optionally writes JSON in the stable schema, with the machine it ran on.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname } from 'node:path';
@@ -70,7 +70,9 @@ const fmt = (x: number | undefined, d = 1): string => (x === undefined ? '' : x.
 
 /** Prints results as an aligned table. */
 function table(results: readonly BenchResult[], out: (s: string) => void): void {
-  const rows = [['suite', 'name', 'shape', 'median ms', 'min ms', 'max ms', 'GFLOP/s', 'GB/s', 'tokens/s']];
+  const rows = [
+    ['suite', 'name', 'shape', 'median ms', 'min ms', 'max ms', 'GFLOP/s', 'GB/s', 'tokens/s', 'fwd/bwd/opt ms'],
+  ];
   for (const r of results) {
     const ms = (x: number): string => (x < 0.1 ? x.toFixed(4) : x < 10 ? x.toFixed(3) : x.toFixed(1));
     rows.push([
@@ -83,6 +85,9 @@ function table(results: readonly BenchResult[], out: (s: string) => void): void 
       fmt(r.gflops),
       fmt(r.gbps, 2),
       fmt(r.tokens_per_s, 0),
+      r.forward_ms === undefined
+        ? ''
+        : [r.forward_ms, r.backward_ms ?? 0, r.optimizer_ms ?? 0].map((x) => ms(x)).join('/'),
     ]);
   }
   const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));

@@ -11,7 +11,9 @@ import {
   type DeviceLike,
   type Tensor,
 } from '../index.js';
-import { TRAIN_STEP_CONFIGS, makeTrainStep } from './benchtrain.js';
+import { convCases, convFlops, makeConvRunner } from './benchconv.js';
+import { generateSuite } from './benchgen.js';
+import { TRAIN_STEP_CONFIGS, makeTrainStep, type PhaseTimes } from './benchtrain.js';
 
 /** Activity counters of the runs of one result, per run. */
 export interface BenchCounters {
@@ -35,6 +37,10 @@ export interface BenchResult {
   gflops?: number;
   gbps?: number;
   tokens_per_s?: number;
+  /** train-step: median ms of each phase in separate passes with a device sync after each phase. */
+  forward_ms?: number;
+  backward_ms?: number;
+  optimizer_ms?: number;
   counters?: BenchCounters;
 }
 
@@ -243,9 +249,20 @@ const trainStepSuite: Suite = async (o) => {
       if (!Number.isFinite(loss)) throw new Error(`train-step ${name}: loss is ${loss}`);
     };
     const t = await time(backend, run, o.warmup ?? 1, o.reps ?? 3);
+    // the split comes from separate synced passes: the syncs would slow the unsynced figure above
+    const split: PhaseTimes[] = [];
+    for (let i = 0; i < (o.reps ?? 3); i++) split.push(await ts.phases());
+    const med = (k: keyof PhaseTimes): number => {
+      const v = split.map((p) => p[k]).sort((a, b) => a - b);
+      const mid = v.length >> 1;
+      return round(v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2, 5);
+    };
     const { batch, seq, model } = ts.config;
     const r = record('train-step', name, [batch, seq, model.nLayer, model.nEmbd], t, {
       tokens_per_s: round((ts.tokens / t.median) * 1000),
+      forward_ms: med('forward'),
+      backward_ms: med('backward'),
+      optimizer_ms: med('optimizer'),
     });
     o.progress?.(r);
     out.push(r);
@@ -255,9 +272,35 @@ const trainStepSuite: Suite = async (o) => {
 };
 
 /** Every suite by name. */
+/**
+ * conv2d GFLOP/s: the ResNet-50 stem convolution at batch 1 and 8, forward and forward + backward (input
+ * and weight gradients; FLOPs 3x the forward's). Shape: [N, C, H, W, Cout, KH, KW].
+ */
+const conv2dSuite: Suite = async (o) => {
+  const backend = getBackend(o.device);
+  const out: BenchResult[] = [];
+  for (const c of convCases(o.quick)) {
+    for (const backward of [false, true]) {
+      const runner = makeConvRunner(c, o.device, backward);
+      const t = await time(backend, () => runner.run(), o.warmup ?? 2, o.reps ?? (c.input[0] > 1 ? 5 : 10));
+      const flops = convFlops(c) * (backward ? 3 : 1);
+      const [, , kh, kw] = c.weight;
+      const r = record('conv2d', `${c.name} ${backward ? 'fwd+bwd' : 'fwd'}`, [...c.input, c.weight[0], kh, kw], t, {
+        gflops: round(flops / t.median / 1e6),
+      });
+      o.progress?.(r);
+      out.push(r);
+      runner.dispose();
+    }
+  }
+  return out;
+};
+
 export const SUITES: Readonly<Record<string, Suite>> = {
   matmul: matmulSuite,
   elementwise: elementwiseSuite,
   reduce: reduceSuite,
   'train-step': trainStepSuite,
+  generate: generateSuite,
+  conv2d: conv2dSuite,
 };

@@ -13,7 +13,17 @@ export {
   type FactoryOptions,
   type UnaryModule,
 } from './layers.js';
-export { CausalSelfAttention, type CausalSelfAttentionOptions } from './attention.js';
+export { CausalSelfAttention, KVCache, type CausalSelfAttentionOptions } from './attention.js';
+export {
+  Conv2d,
+  BatchNorm2d,
+  MaxPool2d,
+  AvgPool2d,
+  AdaptiveAvgPool2d,
+  Flatten,
+  type Conv2dLayerOptions,
+  type BatchNorm2dOptions,
+} from './conv.js';
 export * as F from './functional.js';
 export * as init from './init.js';
 export type { Reduction, CrossEntropyOptions, AttentionOptions } from './functional.js';

@@ -28,13 +28,21 @@ test('loom bench all --quick prints a table and writes the JSON schema', async (
     assert.ok(machine.cores >= 1 && machine.simd.includes('wasm-simd128'));
     const results = report.results as Record<string, unknown>[];
     const suites = new Set(results.map((r) => r.suite));
-    assert.deepEqual([...suites], ['matmul', 'elementwise', 'reduce', 'train-step']);
+    assert.deepEqual([...suites], ['matmul', 'elementwise', 'reduce', 'train-step', 'generate', 'conv2d']);
     for (const r of results) {
       for (const k of ['suite', 'name', 'shape', 'dtype', 'median_ms', 'min_ms', 'max_ms']) assert.ok(k in r, k);
       const ms = [r.min_ms, r.median_ms, r.max_ms] as number[];
       assert.ok(ms[0]! > 0 && ms[0]! <= ms[1]! && ms[1]! <= ms[2]!, `${String(r.name)}: ${ms.join(' ')}`);
-      const metric = r.suite === 'matmul' ? 'gflops' : r.suite === 'train-step' ? 'tokens_per_s' : 'gbps';
+      const metric =
+        r.suite === 'matmul' || r.suite === 'conv2d'
+          ? 'gflops'
+          : r.suite === 'train-step' || r.suite === 'generate'
+            ? 'tokens_per_s'
+            : 'gbps';
       assert.ok(typeof r[metric] === 'number' && r[metric] > 0, `${String(r.name)} ${metric}`);
+      if (r.suite === 'train-step')
+        for (const k of ['forward_ms', 'backward_ms', 'optimizer_ms'])
+          assert.ok(typeof r[k] === 'number' && r[k] > 0, `${String(r.name)} ${k}`);
     }
     assert.ok(
       results.some((r) => r.suite === 'matmul' && r.name === '96x80x72'),
@@ -49,7 +57,7 @@ test('loom bench all --quick prints a table and writes the JSON schema', async (
 test('loom bench without a suite, or with an unknown one, says what exists', async () => {
   const lines: string[] = [];
   assert.equal(await main(['bench'], (s) => lines.push(s)), 1);
-  assert.match(lines.join('\n'), /Suites: matmul, elementwise, reduce, train-step, all/);
+  assert.match(lines.join('\n'), /Suites: matmul, elementwise, reduce, train-step, generate, conv2d, all/);
   lines.length = 0;
   assert.equal(await main(['bench', 'matmull'], (s) => lines.push(s)), 2);
   assert.match(lines.join('\n'), /unknown suite 'matmull'/);
