@@ -88,7 +88,7 @@ describe('cpu row fast paths', () => {
     const z = O.nd([3, c], rows.flat());
     const y = O.nd([3], [0, 1, 5]);
     const want = O.crossEntropy(z, y, { reduction: 'none' });
-    const got = await F.crossEntropy(tensor(z.data, { shape: [3, c] }), fromND(y, 'int32', 'cpu'), {
+    const got = await F.crossEntropy(tensor(z.data, { shape: [3, c], device: 'cpu' }), fromND(y, 'int32', 'cpu'), {
       reduction: 'none',
     }).toArray();
     assertClose(got, want, { dtype: 'float32', what: 'special rows' });
