@@ -1,10 +1,11 @@
 // Checkpoints of the GPT training task: what a checkpoint records about the run (model and optimizer
-// state, the data position of both splits, RNG states, the config) and how `--resume` restores it exactly;
-// and the self-contained model folder (HF weights + tokenizer) that `loom generate --model` reads.
+// state, the data position of both splits, RNG states, the loss scaler of f16 runs, the config) and how
+// `--resume` restores it exactly; and the self-contained model folder (HF weights + tokenizer) that
+// `loom generate --model` reads.
 import { readFileSync } from 'node:fs';
 import { TensorloomError } from '../core/errors.js';
 import { loadLatestCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
-import type { AdamOptions, OptimizerStateDict } from '../optim/index.js';
+import type { AdamOptions, GradScalerState, OptimizerStateDict } from '../optim/index.js';
 import { saveTokenizer } from '../data/tokenizer-files.js';
 import { saveGPT2 } from '../models/gpt2/index.js';
 import { defaultGenerator } from '../tensor/index.js';
@@ -42,6 +43,8 @@ export async function saveJobCheckpoint(dir: string, job: GptJob, step: number, 
         config,
         data: { train: job.data.train.getState(), val: job.data.val?.getState() ?? null },
         rng: { default: defaultGenerator.getState(), model: job.generator.getState() },
+        // the loss scale and its growth count: a resumed f16 run continues the same schedule
+        scaler: job.scaler?.stateDict() ?? null,
       },
     },
     { version: version() },
@@ -93,6 +96,7 @@ export async function resumeJob(
     }
     const extra = ck.extra as {
       data?: { train: unknown; val: unknown };
+      scaler?: GradScalerState | null;
       rng: {
         default: ReturnType<typeof defaultGenerator.getState>;
         model: ReturnType<typeof defaultGenerator.getState>;
@@ -100,6 +104,11 @@ export async function resumeJob(
     };
     job.model.loadStateDict(ck.model);
     job.optimizer.loadStateDict(ck.optimizer as unknown as OptimizerStateDict<AdamOptions>);
+    if (job.scaler) {
+      // the config check above guarantees an f16 checkpoint here
+      if (!extra.scaler) throw new TensorloomError(`--resume: ${ck.path} records no loss-scaler state`);
+      job.scaler.loadStateDict(extra.scaler);
+    }
     if (!extra.data) throw new TensorloomError(`--resume: ${ck.path} records no data position`);
     job.data.train.setState(extra.data.train);
     if (job.data.val && extra.data.val !== null) job.data.val.setState(extra.data.val);

@@ -7,8 +7,9 @@ import { uploadBatch } from '../data/batches.js';
 import type { HostBatch } from '../data/index.js';
 import { GPT, type GPTConfig } from '../models/gpt.js';
 import { fromPretrained } from '../models/gpt2/index.js';
-import { AdamW, warmupCosine, type LRSchedule } from '../optim/index.js';
-import { chooseDevice, manualSeed, Generator, type DeviceLike, type Tensor } from '../tensor/index.js';
+import { autocast } from '../nn/index.js';
+import { AdamW, GradScaler, warmupCosine, type LRSchedule } from '../optim/index.js';
+import { chooseDevice, getBackend, manualSeed, Generator, type DeviceLike, type Tensor } from '../tensor/index.js';
 import type { OptionSpec, Parsed } from './args.js';
 import { storiesData, type GptData, type StoriesData } from './gptdata.js';
 
@@ -26,6 +27,18 @@ export const MODEL_OPTIONS = {
   'weight-decay': { kind: 'number', help: 'AdamW decoupled weight decay on 2-D weights (default 0.1)' },
   'grad-clip': { kind: 'number', help: 'max global gradient norm, 0 to disable (default 1)' },
 } satisfies Record<string, OptionSpec>;
+
+/** The precision option of `loom train`'s gpt task. */
+export const PRECISION_OPTIONS = {
+  precision: {
+    kind: 'string',
+    choices: ['auto', 'f32', 'f16'],
+    help: 'f16: float16 matmuls over float32 weights, dynamic loss scaling; auto: f16 on a hardware GPU with float16, else f32 (default auto)',
+  },
+} satisfies Record<string, OptionSpec>;
+
+/** The arithmetic a job trains in: float32 throughout, or mixed (float16 matmuls, float32 masters). */
+export type Precision = 'f32' | 'f16';
 
 /** Corpus, seed and device options of `loom profile` (in help order). */
 export const DATA_OPTIONS = {
@@ -65,8 +78,11 @@ export interface GptJob<D extends GptData = GptData> {
     readonly warmupSteps: number;
     readonly weightDecay: number;
   };
-  /** The model's loss on one batch (uploaded in one transfer: its B x (T+1) windows). */
+  /** The model's loss on one batch (uploaded in one transfer: its B x (T+1) windows); autocast under f16. */
   readonly lossOf: (batch: HostBatch) => Tensor;
+  readonly precision: Precision;
+  /** The loss scaler of f16 training (null under f32); its state is checkpointed. */
+  readonly scaler: GradScaler | null;
 }
 
 /** Reads a number option with its default. */
@@ -96,6 +112,32 @@ function rangeOption(a: Parsed, key: string, dflt: number, lo: number, hi = Infi
 export async function jobDevice(a: Parsed): Promise<{ device: DeviceName; reason: string }> {
   const choice = await chooseDevice((a.device as DeviceLike | undefined) ?? 'auto');
   return { device: choice.device, reason: choice.reason };
+}
+
+/**
+ * The precision the options ask for on `device`, and why. auto: f16 only on a hardware GPU that has
+ * float16 (the CPU and software adapters compute float16 no faster, often slower, so there it would only
+ * cost accuracy); f16 where the device lacks float16 is an error naming the device.
+ */
+export function jobPrecision(a: Parsed, device: DeviceName): { precision: Precision; reason: string } {
+  const choice = (a.precision as string | undefined) ?? 'auto';
+  const caps = getBackend(device).caps;
+  const hasF16 = caps.dtypes.includes('float16');
+  if (choice === 'f16') {
+    if (!hasF16)
+      throw new TensorloomError(
+        `loom train: --precision f16 needs float16 on the device, and ${device} (${caps.description}) has none ` +
+          `(a WebGPU adapter needs shader-f16); use --precision f32 or auto`,
+      );
+    return { precision: 'f16', reason: 'requested' };
+  }
+  if (choice === 'f32') return { precision: 'f32', reason: 'requested' };
+  if (choice !== 'auto')
+    throw new TensorloomError(`loom train: --precision must be auto, f32 or f16, got ${JSON.stringify(choice)}`);
+  const why =
+    device === 'cpu' ? 'the cpu' : !hasF16 ? 'no float16 on the device' : caps.software ? 'a software adapter' : '';
+  if (!why) return { precision: 'f16', reason: 'auto: a hardware GPU with float16' };
+  return { precision: 'f32', reason: `auto: ${why}` };
 }
 
 /**
@@ -151,9 +193,18 @@ export async function buildModel(
 export function assembleJob<D extends GptData>(
   a: Parsed,
   steps: number,
-  parts: { data: D; model: GPT; generator: Generator; device: DeviceName; deviceReason: string; seed: number },
+  parts: {
+    data: D;
+    model: GPT;
+    generator: Generator;
+    device: DeviceName;
+    deviceReason: string;
+    seed: number;
+    precision?: Precision;
+  },
 ): GptJob<D> {
   const { model, device } = parts;
+  const precision = parts.precision ?? 'f32';
   const lr = rangeOption(a, 'lr', 3e-3, 0);
   const weightDecay = rangeOption(a, 'weight-decay', 0.1, 0);
   const params = model.parameters();
@@ -179,8 +230,10 @@ export function assembleJob<D extends GptData>(
     hyper: { lr, minLr, warmupSteps, weightDecay },
     lossOf: (batch) => {
       const { x, y } = uploadBatch(batch, device); // (B, T) views of one (B, T+1) upload
-      return model.loss(x, y);
+      return precision === 'f16' ? autocast('float16', () => model.loss(x, y)) : model.loss(x, y);
     },
+    precision,
+    scaler: precision === 'f16' ? new GradScaler() : null,
   };
 }
 

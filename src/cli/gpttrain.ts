@@ -10,7 +10,17 @@ import { trainLoop } from '../train/index.js';
 import type { OptionSpec, Parsed } from './args.js';
 import { resumeJob, saveJobCheckpoint, saveModelFolder, type RunConfig } from './checkpointing.js';
 import { preparedData, storiesData, type GptData } from './gptdata.js';
-import { MODEL_OPTIONS, assembleJob, buildModel, intOption, jobDevice, numberOption, type GptJob } from './gptjob.js';
+import {
+  MODEL_OPTIONS,
+  PRECISION_OPTIONS,
+  assembleJob,
+  buildModel,
+  intOption,
+  jobDevice,
+  jobPrecision,
+  numberOption,
+  type GptJob,
+} from './gptjob.js';
 import { metricsFormat, openMetrics, type MetricsWriter } from './metrics.js';
 import { COMMON_TRAIN_OPTIONS, clearOldCheckpoints, type TrainTask } from './tasks.js';
 
@@ -32,6 +42,7 @@ const OPTIONS = {
     help: 'fine-tune a Hugging Face GPT-2 folder (config.json + model.safetensors): architecture from there',
   },
   ...MODEL_OPTIONS,
+  ...PRECISION_OPTIONS,
   'grad-accum': { kind: 'number', help: 'micro-batches per optimizer step (default 1): batch-size x this per step' },
   'eval-every': { kind: 'number', help: 'held-out loss every N steps and at the end, 0 for never (default 100)' },
   'eval-batches': { kind: 'number', help: 'batches per held-out loss (default 8)' },
@@ -85,6 +96,7 @@ async function run(a: Parsed, out: (s: string) => void): Promise<number> {
   const initFrom = a['init-from'] as string | undefined;
   const resume = a.resume === true;
   const { device, reason } = await jobDevice(a);
+  const { precision, reason: precisionReason } = jobPrecision(a, device);
   manualSeed(seed);
 
   const data = await openData(a, seed, B, T, initFrom);
@@ -92,7 +104,7 @@ async function run(a: Parsed, out: (s: string) => void): Promise<number> {
   try {
     const generator = new Generator(seed);
     const model = await buildModel(a, data.tokenizer.vocabSize, T, device, generator, initFrom);
-    job = assembleJob(a, steps, { data, model, generator, device, deviceReason: reason, seed });
+    job = assembleJob(a, steps, { data, model, generator, device, deviceReason: reason, seed, precision });
   } catch (e) {
     await data.close();
     throw e;
@@ -100,7 +112,19 @@ async function run(a: Parsed, out: (s: string) => void): Promise<number> {
   try {
     return await train(
       job,
-      { steps, accum, every, evalEvery, evalBatches, sampleTokens, outDir, metricsPath, initFrom, resume },
+      {
+        steps,
+        accum,
+        every,
+        evalEvery,
+        evalBatches,
+        sampleTokens,
+        outDir,
+        metricsPath,
+        initFrom,
+        resume,
+        precisionReason,
+      },
       out,
     );
   } finally {
@@ -119,12 +143,17 @@ interface RunSettings {
   metricsPath: string;
   initFrom: string | undefined;
   resume: boolean;
+  /** Why the job's precision (requested, or what auto found). */
+  precisionReason: string;
 }
 
 async function train(job: GptJob, s: RunSettings, out: (s: string) => void): Promise<number> {
   const { model, config, data, seed, batchSize: B, blockSize: T } = job;
   const { steps, outDir } = s;
-  out(`loom train: ${data.summary}, device ${getBackend(job.device).name} (${job.deviceReason})`);
+  out(
+    `loom train: ${data.summary}, device ${getBackend(job.device).name} (${job.deviceReason}), ` +
+      `precision ${job.precision} (${s.precisionReason})`,
+  );
   out(
     `model: ${config.nLayer} layers, ${config.nHead} heads, width ${config.nEmbd}, context ${T}, ` +
       `${model.numParameters().toLocaleString('en')} parameters${s.initFrom ? ` from ${s.initFrom}` : ''}; ` +
@@ -144,6 +173,8 @@ async function train(job: GptJob, s: RunSettings, out: (s: string) => void): Pro
     seed,
     ...job.hyper,
     gradClip: job.gradClip,
+    // only mixed runs record it, so float32 checkpoints written before the option existed still resume
+    ...(job.precision === 'f16' ? { precision: job.precision } : {}),
   };
   const startStep = s.resume ? await resumeJob(outDir, job, runConfig, out) : 0;
   if (!s.resume) clearOldCheckpoints(outDir, out);
@@ -171,6 +202,7 @@ async function train(job: GptJob, s: RunSettings, out: (s: string) => void): Pro
       startStep,
       shouldStop: () => interrupted,
       params: model.parameters(),
+      ...(job.scaler ? { scaler: job.scaler } : {}),
       setTraining: (on) => model.train(on),
       nextBatch: () => data.train.next(),
       nextEvalBatch: () => data.val!.next(),
@@ -192,7 +224,10 @@ async function train(job: GptJob, s: RunSettings, out: (s: string) => void): Pro
         const eta = (elapsed() / (done - startStep)) * (steps - done);
         out(
           `step ${String(done).padStart(w)}/${steps} | loss ${r.loss.toFixed(4)} | norm ${r.gradNorm.toFixed(3)} | ` +
-            `lr ${r.lr.toExponential(2)} | ${r.ms.toFixed(0)} ms | ${Math.round(r.tokensPerSec)} tok/s | eta ${eta.toFixed(0)} s`,
+            `lr ${r.lr.toExponential(2)} | ${r.ms.toFixed(0)} ms | ${Math.round(r.tokensPerSec)} tok/s | eta ${eta.toFixed(0)} s` +
+            (r.lossScale !== undefined
+              ? ` | scale ${r.lossScale}${r.skipped ? ' (inf/NaN grads: step skipped)' : ''}`
+              : ''),
         );
         metrics.write({
           kind: 'step',

@@ -1,9 +1,11 @@
 // A GPT language model as nanoGPT and GPT-2 define it: token + learned position embeddings,
 // pre-LayerNorm blocks of causal self-attention and a tanh-GELU MLP, a final LayerNorm, and an
 // output head tied to the token embedding. Module order: MLP, Block, GPT. Generation uses a KV cache
-// (forwardCached) and the host-side sampler of sampling.ts.
+// (forwardCached) and the host-side sampler of sampling.ts. Under nn's autocast the linear layers,
+// attention matmuls and head compute in float16 over the float32 parameters (mixed precision).
 import { OpError } from '../core/errors.js';
 import {
+  autocastOperand,
   CausalSelfAttention,
   Dropout,
   Embedding,
@@ -168,14 +170,22 @@ export class GPT extends Module {
       let x = this.drop.forward(tok.add(pos)); // (B, T, C)
       for (const block of this.h) x = block.forward(x); // (B, T, C)
       x = this.ln_f.forward(x);
-      return matmul(x, this.wte.weight.transpose()); // (B, T, C) @ (C, V) -> (B, T, V), tied head
+      return this.head(x); // (B, T, V)
     });
   }
 
-  /** Mean next-token cross-entropy of ids (B, T) against targets (B, T). */
+  /** The tied output head, (B, T, C) @ (C, V) -> (B, T, V); float16 under autocast (see nn/autocast.ts). */
+  private head(x: Tensor): Tensor {
+    return matmul(autocastOperand(x), autocastOperand(this.wte.weight).transpose());
+  }
+
+  /**
+   * Mean next-token cross-entropy of ids (B, T) against targets (B, T). Computed from float32 logits, also
+   * when autocast made them float16: the log-sum-exp statistics need float32's range and precision.
+   */
   loss(idx: Tensor, targets: Tensor): Tensor {
     return tidy(() => {
-      const logits = this.forward(idx); // (B, T, V)
+      const logits = this.forward(idx).cast('float32'); // (B, T, V)
       const V = this.config.vocabSize;
       return F.crossEntropy(logits.reshape([-1, V]), targets.reshape([-1])); // (B*T, V) vs (B*T)
     });
@@ -218,7 +228,7 @@ export class GPT extends Module {
         for (const block of this.h) x = block.forwardCached(x, cache.layers[l++]!, start); // (B, T, C)
         if (opts.lastOnly && T > 1) x = x.narrow(1, T - 1, 1); // (B, 1, C)
         x = this.ln_f.forward(x);
-        return matmul(x, this.wte.weight.transpose()); // (B, T or 1, V), tied head
+        return this.head(x); // (B, T or 1, V)
       }),
     );
     cache.length = start + T;

@@ -4,6 +4,7 @@
 import { isFloat, isInt, promoteTypes } from '../core/dtype.js';
 import { OpError, fmtShape } from '../core/errors.js';
 import { numel } from '../core/shape.js';
+import { autocastDType, autocastOperand } from './autocast.js';
 import {
   arange,
   cast,
@@ -27,7 +28,10 @@ export { conv2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batchNorm } from '../t
 /** How a loss combines its per-element values. */
 export type Reduction = 'mean' | 'sum' | 'none';
 
-/** x @ weight^T + bias, with weight (out, in) and bias (out), for x (..., in) -> (..., out). */
+/**
+ * x @ weight^T + bias, with weight (out, in) and bias (out), for x (..., in) -> (..., out). Under
+ * `autocast('float16', ...)` all three are cast to float16 first and the result is float16.
+ */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   if (weight.ndim !== 2) throw new OpError('linear', `weight must be 2-D (out, in), got ${fmtShape(weight.shape)}`);
   const [outF, inF] = weight.shape as [number, number];
@@ -41,9 +45,10 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     throw new OpError('linear', `bias must have shape [${outF}], got ${fmtShape(bias.shape)}`);
   return tidy(() => {
     // Flatten the leading dims so that the weight gradient is one 2-D matmul, not a batched one.
-    const x2 = x.ndim === 2 ? x : reshape(x, [-1, inF]); // (N, in)
-    let y = matmul(x2, transpose(weight, 0, 1)); // (N, out); the transpose is a view
-    if (bias) y = y.add(bias);
+    const xc = autocastOperand(x);
+    const x2 = xc.ndim === 2 ? xc : reshape(xc, [-1, inF]); // (N, in)
+    let y = matmul(x2, transpose(autocastOperand(weight), 0, 1)); // (N, out); the transpose is a view
+    if (bias) y = y.add(autocastOperand(bias));
     return x.ndim === 2 ? y : reshape(y, [...x.shape.slice(0, -1), outF]); // (..., out)
   });
 }
@@ -233,7 +238,8 @@ export interface AttentionOptions {
 
 /**
  * softmax(q k^T * scale + mask) v for q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv), e.g.
- * (B, nh, T, hs) -> (B, nh, T, hv). A query row whose keys are all masked gives NaN, as torch.
+ * (B, nh, T, hs) -> (B, nh, T, hv). A query row whose keys are all masked gives NaN, as torch. Under
+ * autocast both matmuls run in the autocast dtype and the masking and softmax in float32.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   if (q.ndim < 2 || k.ndim < 2 || v.ndim < 2)
@@ -252,11 +258,13 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   }
   const scale = opts.scale ?? 1 / Math.sqrt(hs);
   return tidy(() => {
-    let att = matmul(q.mul(scale), transpose(k, -2, -1)); // (..., Tq, Tk); scaling q is cheaper than the scores
+    const [qc, kc, vc] = [q, k, v].map(autocastOperand) as [Tensor, Tensor, Tensor];
+    let att = matmul(qc.mul(scale), transpose(kc, -2, -1)); // (..., Tq, Tk); scaling q is cheaper than the scores
+    if (autocastDType()) att = cast(att, 'float32'); // float16 scores: mask and softmax them in float32
     if (opts.causal) att = where(causalMask(Tq, q.device, Tk), att, -Infinity);
     if (opts.mask) att = opts.mask.dtype === 'bool' ? where(opts.mask, att, -Infinity) : att.add(opts.mask);
     att = att.softmax(-1);
     att = dropout(att, opts.dropoutP ?? 0, opts.training ?? true, opts.generator);
-    return matmul(att, v); // (..., Tq, hv)
+    return matmul(autocastOperand(att), vc); // (..., Tq, hv)
   });
 }

@@ -24,6 +24,7 @@ export {
   type Conv2dLayerOptions,
   type BatchNorm2dOptions,
 } from './conv.js';
+export { autocast, autocastDType, autocastOperand } from './autocast.js';
 export * as F from './functional.js';
 export * as init from './init.js';
 export type { Reduction, CrossEntropyOptions, AttentionOptions } from './functional.js';

@@ -1,5 +1,5 @@
 // The optim layer's public surface: the optimizers (SGD, Adam, AdamW), gradient clipping and
-// learning-rate schedules.
+// learning-rate schedules, and the GradScaler of mixed-precision training.
 export {
   Optimizer,
   type GroupOptions,
@@ -22,3 +22,4 @@ export {
   type LRSchedule,
   type LRTarget,
 } from './schedule.js';
+export { GradScaler, type GradScalerOptions, type GradScalerState } from './gradscaler.js';

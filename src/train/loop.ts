@@ -1,10 +1,12 @@
 // The training loop, read top to bottom: schedule, (eval), micro-steps (batch, forward, backward),
 // clip, step, log. One host read per step (the logged loss and grad norm, read together), nothing else
 // waits; a batch that comes asynchronously is awaited before the step's compute is enqueued, so the
-// loader's prefetch overlaps the device work of the previous step.
+// loader's prefetch overlaps the device work of the previous step. With a GradScaler (mixed precision) the
+// loss is scaled, the gradients unscaled and checked for inf/NaN on the device, and the found-inf flag is
+// read with the loss and grad norm, before the optimizer step, so an overflowed step is skipped.
 import { noGrad, stack, tidy, type Tensor } from '../tensor/index.js';
 import '../autograd/index.js';
-import { clipGradNorm_, type LRSchedule, type Optimizer } from '../optim/index.js';
+import { clipGradNorm_, type GradScaler, type LRSchedule, type Optimizer } from '../optim/index.js';
 import { TensorloomError } from '../core/errors.js';
 
 /** One logged training step. */
@@ -16,6 +18,10 @@ export interface StepRecord {
   lr: number;
   ms: number;
   tokensPerSec: number;
+  /** With a scaler: the loss scale this step used (before `update` adjusted it). */
+  lossScale?: number;
+  /** With a scaler: true when inf/NaN gradients made the step skip the optimizer update. */
+  skipped?: boolean;
 }
 
 /** One evaluation. */
@@ -60,6 +66,8 @@ export interface LoopSpec<Batch = void> {
   startStep?: number;
   /** Checked after each step: true ends the run there (no final eval), e.g. after SIGINT. */
   shouldStop?: () => boolean;
+  /** Dynamic loss scaling for float16 compute: see `optimizerStep`. */
+  scaler?: GradScaler;
 }
 
 /** Mean loss over `evalBatches` held-out batches, in eval mode, without a graph; one host read. */
@@ -83,30 +91,53 @@ async function evaluate<B>(spec: LoopSpec<B>): Promise<number> {
 
 /**
  * One optimizer step: `n` micro-batches each add the gradient of loss/n (so the update is the one of
- * their concatenation), then clip and step. Returns the (mean loss, grad norm) pair, still on device.
+ * their concatenation), then clip and step. Returns the mean loss and grad norm from the step's one host
+ * read; without a scaler it is issued after the update is enqueued.
+ *
+ * With a scaler, the step's one host read must also tell whether the gradients overflowed, and the
+ * update must not happen if they did. Masking the update on the device would need every optimizer to
+ * blend old and new state and would still advance its host step counts (Adam's bias correction), so
+ * instead the read moves before the update: backward, unscale (the device flag), clip, then the
+ * (loss, norm, flag) triple is read once and the update runs or is skipped by the host. The device only
+ * waits for the optimizer's few kernels to be enqueued after the read.
  */
-async function optimizerStep<B>(spec: LoopSpec<B>, n: number): Promise<Tensor> {
+async function optimizerStep<B>(
+  spec: LoopSpec<B>,
+  n: number,
+): Promise<{ loss: number; gradNorm: number; skipped?: boolean }> {
   const micro: Tensor[] = [];
+  const scaler = spec.scaler;
   try {
     for (let m = 0; m < n; m++) {
       const batch = spec.nextBatch ? await spec.nextBatch() : (undefined as B);
       micro.push(
         tidy(() => {
           const loss = spec.trainLoss(batch);
-          (n > 1 ? loss.mul(1 / n) : loss).backward();
+          const l = n > 1 ? loss.mul(1 / n) : loss;
+          (scaler ? scaler.scale(l) : l).backward();
           return loss.detach();
         }),
       );
     }
-    return tidy(() => {
+    const logged = tidy(() => {
+      const found = scaler?.unscale_(spec.params);
       const norm = clipGradNorm_(spec.params, spec.gradClip > 0 ? spec.gradClip : Infinity);
-      spec.optimizer.step();
-      spec.optimizer.zeroGrad();
+      if (!scaler) {
+        spec.optimizer.step();
+        spec.optimizer.zeroGrad();
+      }
       return noGrad(() => {
         const loss = micro.length === 1 ? micro[0]! : stack(micro).mean();
-        return stack([loss, norm.cast(loss.dtype)]);
+        return stack([loss, norm.cast(loss.dtype), ...(found ? [found.cast(loss.dtype)] : [])]);
       });
     });
+    const [loss, gradNorm, found] = await logged.toArray(); // the step's one sync point
+    logged.dispose();
+    if (!scaler) return { loss: loss!, gradNorm: gradNorm! };
+    const stepped = await scaler.step(spec.optimizer, found); // no read: the value is passed
+    spec.optimizer.zeroGrad();
+    scaler.update();
+    return { loss: loss!, gradNorm: gradNorm!, skipped: !stepped };
   } finally {
     for (const l of micro) l.dispose();
   }
@@ -128,11 +159,11 @@ export async function trainLoop<B = void>(spec: LoopSpec<B>): Promise<{ last?: S
     const lr = spec.schedule(step);
     spec.optimizer.lr = lr;
     const t0 = performance.now();
-    const logged = await optimizerStep(spec, n);
-    const [loss, gradNorm] = await logged.toArray(); // the step's one sync point
-    logged.dispose();
+    const lossScale = spec.scaler?.scaleFactor;
+    const { loss, gradNorm, skipped } = await optimizerStep(spec, n);
     const ms = performance.now() - t0;
-    last = { step, loss: loss!, gradNorm: gradNorm!, lr, ms, tokensPerSec: (spec.tokensPerStep / ms) * 1000 };
+    last = { step, loss, gradNorm, lr, ms, tokensPerSec: (spec.tokensPerStep / ms) * 1000 };
+    if (lossScale !== undefined) Object.assign(last, { lossScale, skipped: skipped === true });
     await spec.onStep(last);
     if (spec.shouldStop?.()) return { last, ...(lastEval ? { lastEval } : {}) };
   }
