@@ -165,10 +165,51 @@ export function gemm(
   r0: i32,
   r1: i32,
 ): void {
+  gemmPanels(srcA, rsA, csA, m, k, pa, pb, np, c, ldc, r0, r1, false);
+}
+
+/**
+ * gemm, adding A @ B to C instead of overwriting it: the host splits a long K into chunks (multiples of
+ * KC) and runs this for every chunk after the first, which adds in the same order as one unsplit call.
+ */
+export function gemmAcc(
+  srcA: usize,
+  rsA: i32,
+  csA: i32,
+  m: i32,
+  k: i32,
+  pa: usize,
+  pb: usize,
+  np: i32,
+  c: usize,
+  ldc: i32,
+  r0: i32,
+  r1: i32,
+): void {
+  gemmPanels(srcA, rsA, csA, m, k, pa, pb, np, c, ldc, r0, r1, true);
+}
+
+/** gemm and gemmAcc: `acc` keeps C's contents as the starting sum of the first K block. */
+function gemmPanels(
+  srcA: usize,
+  rsA: i32,
+  csA: i32,
+  m: i32,
+  k: i32,
+  pa: usize,
+  pb: usize,
+  np: i32,
+  c: usize,
+  ldc: i32,
+  r0: i32,
+  r1: i32,
+  acc: bool,
+): void {
   packA(srcA, rsA, csA, m, k, r0, r1, pa);
   const ldcb = (<usize>ldc) << 2;
   for (let pc = 0; pc < k; pc += KC) {
     const kc = min(KC, k - pc);
+    const first = pc == 0 && !acc;
     for (let ic = r0; ic < r1; ic += MCP) {
       const ie = min(ic + MCP, r1);
       for (let s = 0; s < np; s++) {
@@ -176,7 +217,7 @@ export function gemm(
         const cs = c + ((<usize>s * NR) << 2);
         for (let r = ic; r < ie; r++) {
           const a = pa + ((<usize>r * MR * k + <usize>pc * MR) << 2);
-          kernel4x8(kc, a, b, cs + <usize>r * MR * ldcb, ldcb, pc == 0);
+          kernel4x8(kc, a, b, cs + <usize>r * MR * ldcb, ldcb, first);
         }
       }
     }
@@ -383,6 +424,27 @@ export function ceRowGrad(x: usize, o: usize, c: i32, lse: f32, up: f32, off: f3
   for (let i = c4; i < end; i += 4) {
     const e = f32x4.extract_lane(expz(f32x4.splat(load<f32>(x + i) - lse)), 0);
     store<f32>(o + i, up * (e - off));
+  }
+}
+
+/**
+ * ceRowStats for rows r0..r1 of c floats each (row r at x + 4 r c), stats of row r at out + 24 r: a job of
+ * the worker pool, whose threads take disjoint row ranges (tid unused).
+ */
+export function ceStatsRows(x: usize, c: i32, out: usize, r0: i32, r1: i32, tid: i32): void {
+  for (let r = r0; r < r1; r++) ceRowStats(x + ((<usize>r * c) << 2), c, out + <usize>r * 24);
+}
+
+/**
+ * ceRowGrad in place for rows r0..r1 laid out as in ceStatsRows, row r's lse and up (f32) at lu + 8 r;
+ * `offBits` is off's f32 bit pattern (pooled jobs pass i32 arguments only). A job of the worker pool.
+ */
+export function ceGradRows(x: usize, c: i32, lu: usize, offBits: i32, r0: i32, r1: i32, tid: i32): void {
+  const off = reinterpret<f32>(offBits);
+  for (let r = r0; r < r1; r++) {
+    const p = x + ((<usize>r * c) << 2);
+    const q = lu + ((<usize>r) << 3);
+    ceRowGrad(p, p, c, load<f32>(q), load<f32>(q, 4), off);
   }
 }
 

@@ -13,12 +13,16 @@ export interface CpuKernelCounters {
    * the pool actually helped (timing-dependent: a worker the OS did not schedule in time does less).
    */
   matmulWorkerPanels: number;
+  /** Row chunks of WASM products whose long K ran in chunks added into C (see wasmgemm.ts SPLIT_K_MIN). */
+  matmulSplitK: number;
   /** AdamW steps (one per kernel call) run by the WASM SIMD kernel. */
   adamwWasm: number;
   /** Contiguous float32 gelu and geluGrad calls run by the WASM SIMD kernels. */
   geluWasm: number;
   /** crossEntropyRows and crossEntropyRowsBackward calls run by the WASM SIMD row kernels (long float32 rows). */
   crossEntropyWasm: number;
+  /** Of those, the calls whose rows were split over the worker pool. */
+  crossEntropyThreaded: number;
   /** conv2d kernel calls (forward or either gradient) run by the direct JS loops (small, float16, no WASM). */
   convDirect: number;
   /** conv2d forward calls run as plain GEMMs (1x1, stride 1, no padding). */
@@ -35,9 +39,11 @@ export const counters: CpuKernelCounters = {
   matmulWasm: 0,
   matmulThreaded: 0,
   matmulWorkerPanels: 0,
+  matmulSplitK: 0,
   adamwWasm: 0,
   geluWasm: 0,
   crossEntropyWasm: 0,
+  crossEntropyThreaded: 0,
   convDirect: 0,
   convGemm: 0,
   convWasm: 0,

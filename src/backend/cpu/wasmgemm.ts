@@ -20,6 +20,14 @@ const WASM_MIN_MACS = 24 * 24 * 24;
 const THREAD_MIN_MACS = 128 * 128 * 128;
 /** Region alignment in floats (64 bytes). */
 const ALIGN = 16;
+/** The module's K block (wasm/gemm.ts KC): a split K's chunks are multiples of it. */
+const KC = 256;
+/**
+ * A K longer than this and than both chunk sides is split first when a product needs chunks: the
+ * 50257-long K of a GPT's lm-head input gradient otherwise split M and N into 32 chunks that each
+ * re-staged a slice of the 200 MB gradient (4x its size in copies per step).
+ */
+const SPLIT_K_MIN = 4 * KC;
 
 // f32x4.relaxed_madd on three v128 params, and a plain SIMD function: feature probes.
 const RELAXED_PROBE = new Uint8Array([
@@ -81,6 +89,8 @@ interface Wasm extends Mem {
   /** Every export of the (shared-memory, where threads run) module, by name. */
   readonly exports: Readonly<Record<string, GemmFn>>;
   readonly gemm: GemmFn;
+  /** gemm adding to C (the K chunks after the first). */
+  readonly gemmAcc: GemmFn;
   readonly packB: GemmFn;
   readonly pool: GemmPool | null;
   readonly stream: StreamKernels;
@@ -171,6 +181,7 @@ export async function initWasmKernels(): Promise<void> {
       memory,
       exports,
       gemm: exports.gemm!,
+      gemmAcc: exports.gemmAcc!,
       packB: exports.packB!,
       pool,
       f32: new Float32Array(memory.buffer),
@@ -303,8 +314,11 @@ export function wasmGemm(m: number, n: number, k: number, a: MatRef, b: MatRef, 
   if (a.rs < 0 || a.cs < 0 || b.rs < 0 || b.cs < 0) return false;
   let mc = m;
   let nc = n;
-  while (chunkFloats(mc, nc, k) > options.chunkFloats) {
-    if (nc >= mc && nc > NR) nc = roundUp(Math.ceil(nc / 2), NR);
+  let kc = k;
+  while (chunkFloats(mc, nc, kc) > options.chunkFloats) {
+    // K chunks (multiples of KC) add to C in the kernel's own order, so results do not change
+    if (kc > SPLIT_K_MIN && kc >= mc && kc >= nc) kc = roundUp(Math.ceil(kc / 2), KC);
+    else if (nc >= mc && nc > NR) nc = roundUp(Math.ceil(nc / 2), NR);
     else if (mc > MR) mc = roundUp(Math.ceil(mc / 2), MR);
     else return false; // K alone is too long for a chunk
   }
@@ -312,10 +326,10 @@ export function wasmGemm(m: number, n: number, k: number, a: MatRef, b: MatRef, 
   const ncp = roundUp(nc, NR);
   // Regions (floats): raw B, packed B, raw A, packed A, C; sized for the largest chunk.
   const rawB = ALIGN;
-  const packB = roundUp(rawB + 2 * k * ncp + 1, ALIGN);
-  const rawA = roundUp(packB + k * ncp, ALIGN);
-  const packA = roundUp(rawA + 2 * mcp * k + 1, ALIGN);
-  const cBase = roundUp(packA + mcp * k, ALIGN);
+  const packB = roundUp(rawB + 2 * kc * ncp + 1, ALIGN);
+  const rawA = roundUp(packB + kc * ncp, ALIGN);
+  const packA = roundUp(rawA + 2 * mcp * kc + 1, ALIGN);
+  const cBase = roundUp(packA + mcp * kc, ALIGN);
   const mem = ensure(w, cBase + mcp * ncp);
   if (!mem) return false;
   const A = a.arr as Float32Array;
@@ -328,17 +342,26 @@ export function wasmGemm(m: number, n: number, k: number, a: MatRef, b: MatRef, 
   for (let j0 = 0; j0 < n; j0 += nc) {
     const nw = Math.min(nc, n - j0);
     const np = Math.ceil(nw / NR);
-    const [brs, bcs] = stage(B, b.off + j0 * b.cs, b.rs, b.cs, k, nw, mem, rawB);
-    w.packB(rawB * 4, brs, bcs, k, nw, packB * 4);
     for (let i0 = 0; i0 < m; i0 += mc) {
       const mh = Math.min(mc, m - i0);
-      const [ars, acs] = stage(A, a.off + i0 * a.rs, a.rs, a.cs, mh, k, mem, rawA);
-      const args = [rawA * 4, ars, acs, mh, k, packA * 4, packB * 4, np, cBase * 4, np * NR];
       const panels = Math.ceil(mh / MR);
-      if (poolReady && panels >= 2 && panels <= MAX_POOLED_PANELS) {
-        pool.run(w.gemm, args, panels);
-        threaded = true;
-      } else w.gemm(...args, 0, panels);
+      for (let p0 = 0; p0 < k; p0 += kc) {
+        const kw = Math.min(kc, k - p0);
+        // an unsplit K packs B once per column chunk; a split one per (row chunk, K chunk)
+        if (kc < k || i0 === 0) {
+          const [brs, bcs] = stage(B, b.off + j0 * b.cs + p0 * b.rs, b.rs, b.cs, kw, nw, mem, rawB);
+          w.packB(rawB * 4, brs, bcs, kw, nw, packB * 4);
+        }
+        const [ars, acs] = stage(A, a.off + i0 * a.rs + p0 * a.cs, a.rs, a.cs, mh, kw, mem, rawA);
+        const args = [rawA * 4, ars, acs, mh, kw, packA * 4, packB * 4, np, cBase * 4, np * NR];
+        const name = p0 === 0 ? 'gemm' : 'gemmAcc';
+        const fn = p0 === 0 ? w.gemm : w.gemmAcc;
+        if (poolReady && panels >= 2 && panels <= MAX_POOLED_PANELS) {
+          pool.run(fn, args, panels, name);
+          threaded = true;
+        } else fn(...args, 0, panels);
+      }
+      if (kc < k) counters.matmulSplitK++;
       const ldc = np * NR;
       if (nw === n && ldc === n) out.set(mem.subarray(cBase, cBase + mh * n), c.off + i0 * n);
       else {

@@ -2,11 +2,19 @@
 // kernels of wasm/gemm.ts: rows are staged chunk by chunk into the unshared streaming memory, reduced or
 // rewritten there, and (backward) copied out. The JS loops of crossentropy.ts keep short rows, strided
 // rows and other dtypes; these run where exp over millions of logits dominated the training step.
+// Where the worker pool is up, larger chunks go through the shared memory instead and its threads split
+// the rows (each row is computed the same way on any thread, so results do not depend on the thread count).
 import { counters } from './counters.js';
-import { wasmStreamHost } from './wasmgemm.js';
+import type { GemmFn, GemmPool } from './threads.js';
+import { wasmKernelHost, wasmStreamHost } from './wasmgemm.js';
 
 /** Floats of logits staged per chunk: 1 MiB stays in L2 between the copy in, the kernel and the copy out. */
 const CHUNK = 1 << 18;
+/**
+ * Floats of logits per pooled chunk (4 MiB, ~20 rows of 50257): each chunk is one pool job, so it amortizes
+ * the wake-up (~10-50 µs) while the calling thread's serial copy in stays short next to the split work.
+ */
+const POOLED_CHUNK = 1 << 20;
 /** Region alignment in floats (64 bytes). */
 const ALIGN = 16;
 
@@ -15,11 +23,30 @@ function roundUp(x: number, r: number): number {
 }
 
 /** The staging layout for rows of c floats: rows per chunk and the region offsets (floats). */
-function layout(c: number): { rows: number; xB: number; sB: number; end: number } {
-  const rows = Math.max(1, Math.floor(CHUNK / c));
+function layout(c: number, chunk = CHUNK): { rows: number; xB: number; sB: number; end: number } {
+  const rows = Math.max(1, Math.floor(chunk / c));
   const xB = ALIGN;
   const sB = roundUp(xB + rows * c, ALIGN);
   return { rows, xB, sB, end: sB + 6 * rows + ALIGN };
+}
+
+/** The shared memory's exports, pool and a view of `floats` floats, when n rows may split over threads. */
+function pooled(
+  n: number,
+  floats: number,
+): { fns: Readonly<Record<string, GemmFn>>; pool: GemmPool; mem: Float32Array } | null {
+  const host = wasmKernelHost();
+  const pool = host?.pool;
+  if (!host || !host.threads || !pool || n < 2) return null;
+  pool.start();
+  if (!pool.ready) return null; // workers still starting: the single-threaded path does not wait
+  const mem = host.ensure(floats);
+  return mem ? { fns: host.exports, pool, mem } : null;
+}
+
+/** The bit pattern of x rounded to float32, as an i32 (pooled jobs take i32 arguments only). */
+function f32Bits(x: number): number {
+  return new Int32Array(new Float32Array([x]).buffer)[0]!;
 }
 
 /** Copies rows [r0, r0 + k) of c floats (row stride sr, contiguous within a row) into mem at xB. */
@@ -58,6 +85,20 @@ export function wasmCrossEntropyStats(
 ): boolean {
   const host = wasmStreamHost();
   if (!host) return false;
+  const big = layout(c, POOLED_CHUNK);
+  const shared = pooled(n, big.end);
+  if (shared) {
+    const { fns, pool, mem } = shared;
+    for (let r0 = 0; r0 < n; r0 += big.rows) {
+      const k = Math.min(big.rows, n - r0);
+      stageRows(src, off, sr, c, r0, k, mem, big.xB);
+      pool.run(fns.ceStatsRows!, [big.xB * 4, c, big.sB * 4], k, 'ceStatsRows');
+      stats.set(new Float64Array(mem.buffer, big.sB * 4, 3 * k), 3 * r0);
+    }
+    counters.crossEntropyWasm++;
+    counters.crossEntropyThreaded++;
+    return true;
+  }
   const { rows, xB, sB, end } = layout(c);
   const mem = host.ensure(end);
   if (!mem) return false;
@@ -91,6 +132,26 @@ export function wasmCrossEntropyGrad(
 ): boolean {
   const host = wasmStreamHost();
   if (!host) return false;
+  const big = layout(c, POOLED_CHUNK);
+  const shared = pooled(n, big.end);
+  if (shared) {
+    const { fns, pool, mem } = shared;
+    const offBits = f32Bits(shift);
+    const lu = big.sB; // (lse, up) float32 pairs per row, in the stats region (6 floats a row)
+    for (let r0 = 0; r0 < n; r0 += big.rows) {
+      const k = Math.min(big.rows, n - r0);
+      stageRows(src, off, sr, c, r0, k, mem, big.xB);
+      for (let i = 0; i < k; i++) {
+        mem[lu + 2 * i] = lse[r0 + i]!;
+        mem[lu + 2 * i + 1] = up[r0 + i]!;
+      }
+      pool.run(fns.ceGradRows!, [big.xB * 4, c, lu * 4, offBits], k, 'ceGradRows');
+      dst.set(mem.subarray(big.xB, big.xB + k * c), dOff + r0 * c);
+    }
+    counters.crossEntropyWasm++;
+    counters.crossEntropyThreaded++;
+    return true;
+  }
   const { rows, xB, end } = layout(c);
   const mem = host.ensure(end);
   if (!mem) return false;
