@@ -1,15 +1,20 @@
 // Runs the same test body on every backend present. CPU always runs; WebGPU runs when
 // TL_TEST_WEBGPU=1 (CI sets it), and then a missing adapter is a loud failure, never a silent skip.
-import { describe, test } from 'node:test';
+// TL_TEST_WEBGPU=f16 is CI's float16 pass (on lavapipe): the bodies run on WebGPU only (the CPU ran in
+// the main pass) and an adapter without float16 fails instead of skipping the float16 cases.
+import { before, describe, test } from 'node:test';
 import type { DType } from '../../src/core/dtype.js';
 import type { DeviceName } from '../../src/backend/backend.js';
-import { getBackend, initWebGPU } from '../../src/index.js';
+import { getBackend, initWebGPU, setDefaultDevice } from '../../src/index.js';
+
+/** TL_TEST_WEBGPU=f16: WebGPU only, and it must have float16. */
+const f16Pass = process.env.TL_TEST_WEBGPU === 'f16';
 
 /** True when the run asked for the WebGPU suite. */
-export const webgpuRequested = process.env.TL_TEST_WEBGPU === '1';
+export const webgpuRequested = process.env.TL_TEST_WEBGPU === '1' || f16Pass;
 
 /** Backends the suite runs on, in order. */
-export const TEST_DEVICES: readonly DeviceName[] = webgpuRequested ? ['cpu', 'webgpu'] : ['cpu'];
+export const TEST_DEVICES: readonly DeviceName[] = f16Pass ? ['webgpu'] : webgpuRequested ? ['cpu', 'webgpu'] : ['cpu'];
 
 /** Why WebGPU could not start (null when it started or was not requested). */
 const webgpuError: Error | null = webgpuRequested
@@ -55,7 +60,25 @@ export function forEachBackend(body: (device: DeviceName) => void): void {
         });
         return;
       }
+      if (device === 'webgpu' && f16Pass && !getBackend('webgpu').caps.dtypes.includes('float16')) {
+        test('webgpu backend has float16', () => {
+          throw new Error(`TL_TEST_WEBGPU=f16 but the WebGPU adapter has no float16 (shader-f16)`);
+        });
+        return;
+      }
       body(device);
     });
   }
+}
+
+/**
+ * `forEachBackend` for tests written against the default device (tensors created without a device):
+ * each backend's suite makes its device the default before its tests run. The suites of a file run one
+ * after the other, so the default never changes under a running test.
+ */
+export function forEachBackendAsDefault(body: (device: DeviceName) => void): void {
+  forEachBackend((device) => {
+    before(() => setDefaultDevice(device));
+    body(device);
+  });
 }

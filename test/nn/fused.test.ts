@@ -159,6 +159,33 @@ forEachBackend((device) => {
     },
   );
 
+  test('float16 layerNorm with weight and bias: forward and the three gradients vs the float64 oracle', async (t) => {
+    if (needsDTypes(device, ['float16']).skip) return t.skip(needsDTypes(device, ['float16']).skip);
+    const rng = testRng(`fused layerNorm f16 ${device}`, t);
+    const [rows, d] = [300, 24]; // enough rows for the column sums of dweight / dbias to take several chunks
+    const f16 = (a: O.ND) => O.roundND(a, 'float16'); // the oracle sees the values the tensors hold
+    const x = f16(randomND(rng, [rows, d], { low: -3, high: 3 }));
+    const w = f16(randomND(rng, [d], { low: 0.5, high: 1.5 }));
+    const b = f16(randomND(rng, [d]));
+    const u = f16(randomND(rng, [rows, d]));
+    const [X, W, B] = [x, w, b].map((a) => put(a, device, { dtype: 'float16', requiresGrad: true })) as [
+      Tensor,
+      Tensor,
+      Tensor,
+    ];
+    const y = F.layerNorm(X, d, W, B);
+    assert.equal(y.dtype, 'float16');
+    const tol = { dtype: 'float16' } as const;
+    assertClose(await y.toArray(), O.layerNorm(x, 1, { weight: w, bias: b }), { ...tol, what: 'f16 layerNorm' });
+    y.backward(put(u, device, { dtype: 'float16' }));
+    const [gx, gw, gb] = refLayerNormGrads(x, w, u, 1e-5);
+    for (const g of [X.grad!, W.grad!, B.grad!]) assert.equal(g.dtype, 'float16');
+    assertClose(await X.grad!.toArray(), gx, { ...tol, terms: d, what: 'f16 gx' });
+    assertClose(await W.grad!.toArray(), gw, { ...tol, terms: rows, what: 'f16 gw' });
+    assertClose(await B.grad!.toArray(), gb, { ...tol, terms: rows, what: 'f16 gb' });
+    for (const v of [X, W, B, y]) v.dispose();
+  });
+
   test('crossEntropy: a target outside [0, C) that is not ignoreIndex is an error naming it', async () => {
     const logits = tensor([[1, 2, 3], [3, 1, 0]], { device }); // prettier-ignore
     const run = async (): Promise<void> => {

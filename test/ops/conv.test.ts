@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { conv2d, type DType, type DeviceName, type Tensor } from '../../src/index.js';
 import { cpuKernelCounters, cpuKernelInfo, cpuThreadsReady, setCpuKernelOptions } from '../../src/backend/cpu/index.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { TEST_DEVICES, forEachBackend, needsDTypes } from '../helpers/backends.js';
 import { assertClose } from '../helpers/assert.js';
 import { assertGradClose } from '../helpers/gradcheck.js';
 import { randomND, testRng, type Rng } from '../helpers/random.js';
@@ -122,6 +122,14 @@ forEachBackend((device) => {
       for (let i = 0; i < (device === 'cpu' ? 12 : 4); i++) await checkCase(device, rng, randomCase(rng));
     });
 
+    test('float16 forward and gradients vs the float64 oracle (a fused bias and a split K included)', async (t) => {
+      if (needsDTypes(device, ['float16']).skip) return t.skip(needsDTypes(device, ['float16']).skip);
+      const rng = testRng('conv2d f16', t);
+      // on WebGPU the last one splits K = 576 over a float32 scratch and adds the bias in a second pass
+      const splitK: Case = { x: [1, 64, 2, 2], k: [3, 3], o: 8, p: P(1, 1, 1), bias: true };
+      for (const c of [SMALL[1]!, SMALL[2]!, SMALL[4]!, splitK]) await checkCase(device, rng, c, 'float16');
+    });
+
     test('gradients match finite differences of the float64 oracle (tiny cases)', async (t) => {
       const rng = testRng('conv2d gradcheck', t);
       const cases: Case[] = [
@@ -172,7 +180,10 @@ forEachBackend((device) => {
   });
 });
 
-describe('conv2d [cpu] fast paths', () => {
+// The fast-path tests below are CPU-only, and CI's float16 pass (TL_TEST_WEBGPU=f16) tests WebGPU alone
+const cpuRun = TEST_DEVICES.includes('cpu') ? {} : { skip: 'the cpu is not tested in this run' };
+
+describe('conv2d [cpu] fast paths', cpuRun, () => {
   test('larger cases take the WASM implicit GEMM (or GEMM for 1x1) and match the oracle', async (t) => {
     const rng = testRng('conv2d cpu large', t);
     const wasm = cpuKernelInfo().wasm !== null;

@@ -47,6 +47,32 @@ forEachBackend((device) => {
         }
       });
 
+      test('larger problems: ragged edges and several K slices in the register-blocked tiles', async (t) => {
+        // WebGPU takes the largest tile that still gives 192 workgroups (tiles x batch; kernels/matmul.ts,
+        // pickTile): these pick the 32x32 (2x2 per thread), 64x64 (4x4) and 128x128 (8x8) tiles, with M
+        // and N just over a tile (ragged edges) and K spanning 2-3 slices; batches keep the outputs few
+        const rng = testRng(`matmul larger ${dtype}`, t);
+        const cases: [number[], number[]][] = [
+          [
+            [447, 37],
+            [37, 449],
+          ],
+          [
+            [48, 65, 21],
+            [48, 21, 66],
+          ],
+          [
+            [48, 130, 19],
+            [48, 19, 129],
+          ],
+        ];
+        for (const [sa, sb] of cases) {
+          const a = randomND(rng, sa, { dtype });
+          const b = randomND(rng, sb, { dtype });
+          await check(fromND(a, dtype, device), fromND(b, dtype, device), a, b, dtype, 'larger');
+        }
+      });
+
       test('1-D operands: vector @ matrix, matrix @ vector, dot, vector @ batch, batch @ vector', async (t) => {
         const rng = testRng(`matmul 1d ${dtype}`, t);
         const k = randomSize(rng, 33);
