@@ -15,6 +15,10 @@ export interface CpuKernelCounters {
   matmulWorkerPanels: number;
   /** Row chunks of WASM products whose long K ran in chunks added into C (see wasmgemm.ts SPLIT_K_MIN). */
   matmulSplitK: number;
+  /** Small-M products (M <= 8) computed by the WASM GEMV kernels (wasmgemv.ts), B streamed unpacked. */
+  matmulGemv: number;
+  /** Of those, the products whose chunks were split over the worker pool. */
+  matmulGemvThreaded: number;
   /** AdamW steps (one per kernel call) run by the WASM SIMD kernel. */
   adamwWasm: number;
   /** Contiguous float32 gelu and geluGrad calls run by the WASM SIMD kernels. */
@@ -40,6 +44,8 @@ export const counters: CpuKernelCounters = {
   matmulThreaded: 0,
   matmulWorkerPanels: 0,
   matmulSplitK: 0,
+  matmulGemv: 0,
+  matmulGemvThreaded: 0,
   adamwWasm: 0,
   geluWasm: 0,
   crossEntropyWasm: 0,

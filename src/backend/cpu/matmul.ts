@@ -1,6 +1,7 @@
 // Batched matmul: walks the (already broadcast) batch dims of A (..., M, K) and B (..., K, N) and
 // runs one strided GEMM per batch item into the contiguous output (..., M, N), or one GEMM of all items'
-// rows when B is broadcast: the WASM SIMD kernel where it applies (float32, large enough), else the JS kernels.
+// rows when B is broadcast: the WASM GEMV kernels for a few rows (wasmgemv.ts, KV-cached decoding), the
+// WASM SIMD GEMM where it applies (float32, large enough), else the JS kernels.
 import { numel } from '../../core/shape.js';
 import type { Operand, TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
@@ -8,6 +9,7 @@ import { counters } from './counters.js';
 import { gemm, type MatRef, type OutRef } from './gemm.js';
 import { RowIter, coalesce } from './strided.js';
 import { wasmGemm } from './wasmgemm.js';
+import { wasmGemv } from './wasmgemv.js';
 
 /** out = A @ B over the batch dims; float32 or float16 operands, any strides (stride 0 on broadcast dims). */
 export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
@@ -35,7 +37,7 @@ export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
     const am: MatRef = { arr: aArr, f16: f16a, off: a.offset, rs: ars, cs: acs };
     const bm: MatRef = { arr: bArr, f16: f16b, off: b.offset, rs: brs, cs: bcs };
     const om: OutRef = { arr: oArr, dtype: out.dtype, off: out.offset };
-    if (!wasmGemm(rows, n, k, am, bm, om)) {
+    if (!wasmGemv(rows, n, k, am, bm, om) && !wasmGemm(rows, n, k, am, bm, om)) {
       gemm(rows, n, k, am, bm, om);
       counters.matmulJs++;
     }
@@ -50,7 +52,7 @@ export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
       const am: MatRef = { arr: aArr, f16: f16a, off: pa, rs: ars, cs: acs };
       const bm: MatRef = { arr: bArr, f16: f16b, off: pb, rs: brs, cs: bcs };
       const om: OutRef = { arr: oArr, dtype: out.dtype, off: oOff };
-      if (!wasmGemm(m, n, k, am, bm, om)) {
+      if (!wasmGemv(m, n, k, am, bm, om) && !wasmGemm(m, n, k, am, bm, om)) {
         gemm(m, n, k, am, bm, om);
         counters.matmulJs++;
       }
