@@ -176,13 +176,22 @@ export function convForward(prm: usize, r0: i32, r1: i32, tid: i32): void {
     }
     gather(X + ((<usize>(n * g.c + gi * g.cg) * g.h * g.w) << 2), g, g.cg, p0, nt, Bp, false, K, 0);
     const wg = Wp + ((<usize>gi * ogp * K) << 2);
+    // full 4x8 tiles (all four rows are channels, all eight columns inside the tile) are stored straight
+    // into Y (row stride P); the edge tiles go to Ct and are copied below
+    const Yt = Y + ((<usize>((n * g.o + gi * g.og) * P + p0)) << 2);
+    const ldyb = (<usize>P) << 2;
+    const full = nt & ~7;
+    const rFull = g.og / MR;
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
       for (let s = 0; s < ns; s++) {
         const b = Bp + ((<usize>(s * NR * K + pc * NR)) << 2);
+        const direct = s * NR < full;
         for (let r = rLo; r < rHi; r++) {
           const a = wg + ((<usize>(r * MR * K + pc * MR)) << 2);
-          kernel4x8(kc, a, b, Ct + ((<usize>(r * MR * NT + s * NR)) << 2), ldcb, pc == 0);
+          if (direct && r < rFull)
+            kernel4x8(kc, a, b, Yt + <usize>(r * MR) * ldyb + ((<usize>(s * NR)) << 2), ldyb, pc == 0);
+          else kernel4x8(kc, a, b, Ct + ((<usize>(r * MR * NT + s * NR)) << 2), ldcb, pc == 0);
         }
       }
     }
@@ -190,8 +199,17 @@ export function convForward(prm: usize, r0: i32, r1: i32, tid: i32): void {
       const oc = gi * g.og + o;
       const bv = bias ? f32x4.splat(load<f32>(bias + ((<usize>oc) << 2))) : f32x4.splat(0);
       const src = Ct + ((<usize>o * NT) << 2);
-      const dst = Y + ((<usize>((n * g.o + oc) * P + p0)) << 2);
+      const dst = Yt + <usize>o * ldyb;
+      // columns [0, q0) are in Y already (only the bias to add)
+      const q0 = o < rFull * MR ? full : 0;
       let q = 0;
+      if (bias) {
+        for (; q < q0; q += 4) {
+          const off = (<usize>q) << 2;
+          v128.store(dst + off, f32x4.add(v128.load(dst + off), bv));
+        }
+      }
+      q = q0;
       for (; q + 4 <= nt; q += 4) {
         const off = (<usize>q) << 2;
         v128.store(dst + off, f32x4.add(v128.load(src + off), bv));

@@ -454,3 +454,5 @@ export { convForward, convBackwardInput, convBackwardWeight, convSumSlices } fro
 export { dwForward, dwBackwardInput, dwBackwardWeight } from './depthwise';
 // Small-M matmul streaming B without packing (wasm/gemv.ts).
 export { gemvRows, gemvCols } from './gemv';
+// softmax / logSoftmax and layerNorm forward and backward rows (wasm/rows.ts).
+export { softmaxRows, layerNormRows, layerNormBackRows } from './rows';

@@ -59,6 +59,8 @@ const LARGE: Case[] = [
   { x: [1, 24, 7, 8], k: [3, 2], o: 72, p: P(1, [1, 0], 1), bias: true },
   { x: [8, 32, 7, 7], k: [1, 1], o: 48, p: P(1, 0, 1), bias: true }, // 1x1 on small planes: implicit GEMM
   { x: [2, 20, 15, 16], k: [3, 3], o: 36, p: P([1, 2], [1, 0], [1, 2], 2), bias: false },
+  // 11 channels per group (a partial row panel) and 143 positions (a partial column panel), with a bias
+  { x: [2, 10, 13, 11], k: [3, 3], o: 22, p: P(1, 1, 1, 2), bias: true },
 ];
 
 /** A random small case: odd sizes, any stride/padding/dilation, groups dividing both channel counts. */
@@ -272,5 +274,21 @@ describe('conv2d [cpu] fast paths', cpuRun, () => {
     const want = at.map((q) => OC.conv2dAt(x, w, b, p, q));
     const have = at.map(([, o, i, j]) => got[(o! * 112 + i!) * 112 + j!]!);
     assertClose(have, want, { dtype: 'float32', terms: 148, what: 'stem samples' });
+  });
+
+  test('a stem-sized forward staged in chunks of images matches image by image (bit for bit)', async (t) => {
+    // three stem images stage in two chunks (the forward keeps its staged input and output near 8 MiB)
+    const rng = testRng('conv2d stem chunks', t);
+    await cpuThreadsReady();
+    const x = fromND(randomND(rng, [3, 3, 224, 224]), 'float32', 'cpu');
+    const w = fromND(randomND(rng, [64, 3, 7, 7], { low: -0.1, high: 0.1 }), 'float32', 'cpu');
+    const b = fromND(randomND(rng, [64]), 'float32', 'cpu');
+    const p = P(2, 3, 1);
+    const all = await conv2d(x, w, b, p).toArray();
+    const per = 64 * 112 * 112;
+    for (let n = 0; n < 3; n++) {
+      const one = await conv2d(x.narrow(0, n, 1), w, b, p).toArray();
+      assertIdentical(all.subarray(n * per, (n + 1) * per), one, `image ${n}`);
+    }
   });
 });

@@ -35,6 +35,8 @@ export interface CpuKernelCounters {
   convWasm: number;
   /** Of those, the calls whose work was split over the worker pool. */
   convThreaded: number;
+  /** Contiguous float32 softmax / logSoftmax and layerNorm (forward or backward) calls run on WASM SIMD. */
+  rowsWasm: number;
 }
 
 /** The live counters (mutated by the kernels). */
@@ -54,6 +56,7 @@ export const counters: CpuKernelCounters = {
   convGemm: 0,
   convWasm: 0,
   convThreaded: 0,
+  rowsWasm: 0,
 };
 
 /** A snapshot of the CPU kernel counters. */

@@ -1,9 +1,12 @@
 // Fused layer normalization on the CPU over the rows of a (rows, D) input: the forward writes y and
 // each row's [mean, rstd]; the backward writes the input gradient in one pass per row and the weight /
-// bias gradients as column sums, both from the saved statistics. Rows are computed in doubles.
+// bias gradients as column sums, both from the saved statistics. Rows are computed in doubles, except that
+// contiguous float32 rows (forward and input gradient), from a size on, run on the WASM SIMD row kernels
+// (wasmrows.ts: f32 lanes, sums in f64).
 import { isScalar, type Operand, type TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
 import { readF64, scratchF64, writeF64 } from './strided.js';
+import { wasmLayerNormBackwardRows, wasmLayerNormRows } from './wasmrows.js';
 
 /** A (D) weight or bias operand as D doubles in scratch slot `slot` (a scalar operand repeats its value). */
 function param(o: Operand, d: number, slot: number): Float64Array {
@@ -24,6 +27,14 @@ export function layerNorm(inputs: readonly Operand[], out: TensorSpec, eps: numb
   const src = view(x.buffer, x.dtype);
   const dst = view(out.buffer, out.dtype);
   const sv = view(st.buffer, 'float32');
+  if (
+    x.dtype === 'float32' &&
+    out.dtype === 'float32' &&
+    sc === 1 &&
+    (sr === d || rows === 1) &&
+    wasmLayerNormRows(rows, d, src as Float32Array, x.offset, w, b, eps, dst as Float32Array, out.offset, sv, st.offset)
+  )
+    return;
   const row = scratchF64(0, d);
   for (let r = 0; r < rows; r++) {
     readF64(src, x.dtype, x.offset + r * sr, sc, d, row);
@@ -58,6 +69,28 @@ export function layerNormBackward(inputs: readonly Operand[], out: TensorSpec): 
   const gs = view(g.buffer, g.dtype);
   const sv = view(st.buffer, 'float32');
   const dst = view(out.buffer, out.dtype);
+  const rowMajor = (t: TensorSpec): boolean => t.strides[1] === 1 && (t.strides[0] === d || rows === 1);
+  if (
+    x.dtype === 'float32' &&
+    g.dtype === 'float32' &&
+    out.dtype === 'float32' &&
+    rowMajor(x) &&
+    rowMajor(g) &&
+    wasmLayerNormBackwardRows(
+      rows,
+      d,
+      xs as Float32Array,
+      x.offset,
+      gs as Float32Array,
+      g.offset,
+      w,
+      sv,
+      st.offset,
+      dst as Float32Array,
+      out.offset,
+    )
+  )
+    return;
   const xh = scratchF64(0, d);
   const gy = scratchF64(2, d);
   for (let r = 0; r < rows; r++) {

@@ -1,9 +1,11 @@
 // softmax and logSoftmax along one axis, numerically stable (the row max is subtracted first),
-// computed in doubles per row and stored once in the output dtype (float32 or float16).
+// computed in doubles per row and stored once in the output dtype (float32 or float16). Contiguous float32
+// rows along the last axis, from a size on, run on the WASM SIMD row kernel instead (wasmrows.ts).
 import { contiguousStrides, numel } from '../../core/shape.js';
 import type { Operand, TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
 import { RowIter, coalesce, readF64, scratchF64, writeF64 } from './strided.js';
+import { wasmSoftmaxRows } from './wasmrows.js';
 
 /** softmax (log = false) or logSoftmax (log = true) of input 0 along `axis` into the contiguous `out`. */
 export function softmax(log: boolean, inputs: readonly Operand[], out: TensorSpec, axis: number): void {
@@ -17,6 +19,22 @@ export function softmax(log: boolean, inputs: readonly Operand[], out: TensorSpe
   const restShape = x.shape.filter((_, d) => d !== axis);
   const xs = x.strides.filter((_, d) => d !== axis);
   const os = oStrides.filter((_, d) => d !== axis);
+  if (
+    x.dtype === 'float32' &&
+    out.dtype === 'float32' &&
+    axis === x.shape.length - 1 &&
+    x.strides.every((s, d) => s === oStrides[d] || x.shape[d] === 1) &&
+    wasmSoftmaxRows(
+      log,
+      numel(out.shape) / n,
+      n,
+      view(x.buffer, 'float32'),
+      x.offset,
+      view(out.buffer, 'float32'),
+      out.offset,
+    )
+  )
+    return;
   const it = new RowIter(coalesce(restShape, [xs, os]), [x.offset, out.offset]);
   const src = view(x.buffer, x.dtype);
   const dst = view(out.buffer, out.dtype);

@@ -168,3 +168,144 @@ export function wasmCrossEntropyGrad(
   counters.crossEntropyWasm++;
   return true;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// softmax / logSoftmax forward and layerNorm forward and backward over contiguous float32 rows (the
+// attention probabilities, a transformer's normalized activations) on wasm/rows.ts, single-threaded:
+// each chunk of rows is copied into the unshared streaming memory, rewritten there and copied out.
+
+/** Switches of the row kernels below (tests lower the threshold). */
+export interface RowKernelOptions {
+  /** Elements (rows x cols) from which contiguous float32 softmax and layerNorm run on WASM (65536). */
+  minElements: number;
+}
+
+const rowOptions: RowKernelOptions = { minElements: 1 << 16 };
+
+/** Sets the row kernels' options; returns the previous ones. */
+export function setRowKernelOptions(opts: Partial<RowKernelOptions>): RowKernelOptions {
+  const prev = { ...rowOptions };
+  Object.assign(rowOptions, opts);
+  return prev;
+}
+
+/** The unshared streaming host when n rows of c floats are enough work for the row kernels. */
+function rowHost(n: number, c: number): ReturnType<typeof wasmStreamHost> {
+  if (n * c < rowOptions.minElements || c < 1) return null;
+  return wasmStreamHost();
+}
+
+/**
+ * Softmax (log false) or logSoftmax of n contiguous rows of c float32s at src[off..] into dst[dOff..].
+ * Returns false, having written nothing, below the size threshold, when the WASM kernels are off or the
+ * memory cannot grow.
+ */
+export function wasmSoftmaxRows(
+  log: boolean,
+  n: number,
+  c: number,
+  src: Float32Array,
+  off: number,
+  dst: Float32Array,
+  dOff: number,
+): boolean {
+  const host = rowHost(n, c);
+  if (!host) return false;
+  const rows = Math.max(1, Math.floor(CHUNK / c));
+  const mem = host.ensure(ALIGN + Math.min(rows, n) * c);
+  if (!mem) return false;
+  const fn = host.fns.softmaxRows!;
+  for (let r0 = 0; r0 < n; r0 += rows) {
+    const k = Math.min(rows, n - r0);
+    mem.set(src.subarray(off + r0 * c, off + (r0 + k) * c), ALIGN);
+    fn(ALIGN * 4, c, k, log ? 1 : 0);
+    dst.set(mem.subarray(ALIGN, ALIGN + k * c), dOff + r0 * c);
+  }
+  counters.rowsWasm++;
+  return true;
+}
+
+/**
+ * Layer norm forward of n contiguous rows of d float32s at src[off..] into dst[dOff..] with weight w and
+ * bias b (d values each), writing each row's [mean, rstd] at stats[sOff + 2r..]. Returns false, having
+ * written nothing, as wasmSoftmaxRows.
+ */
+export function wasmLayerNormRows(
+  n: number,
+  d: number,
+  src: Float32Array,
+  off: number,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+  eps: number,
+  dst: Float32Array,
+  dOff: number,
+  stats: Float32Array,
+  sOff: number,
+): boolean {
+  const host = rowHost(n, d);
+  if (!host) return false;
+  const rows = Math.max(1, Math.floor(CHUNK / d));
+  const wB = ALIGN;
+  const bB = roundUp(wB + d, ALIGN);
+  const sB = roundUp(bB + d, ALIGN);
+  const xB = roundUp(sB + 2 * Math.min(rows, n), ALIGN);
+  const mem = host.ensure(xB + Math.min(rows, n) * d);
+  if (!mem) return false;
+  for (let j = 0; j < d; j++) {
+    mem[wB + j] = w[j]!;
+    mem[bB + j] = b[j]!;
+  }
+  const fn = host.fns.layerNormRows!;
+  for (let r0 = 0; r0 < n; r0 += rows) {
+    const k = Math.min(rows, n - r0);
+    mem.set(src.subarray(off + r0 * d, off + (r0 + k) * d), xB);
+    fn(xB * 4, wB * 4, bB * 4, sB * 4, d, k, eps);
+    dst.set(mem.subarray(xB, xB + k * d), dOff + r0 * d);
+    stats.set(mem.subarray(sB, sB + 2 * k), sOff + 2 * r0);
+  }
+  counters.rowsWasm++;
+  return true;
+}
+
+/**
+ * Layer norm input gradient of n contiguous rows of d float32s: x at xs[xOff..], gy at gs[gOff..], weight
+ * w (d values), saved [mean, rstd] at stats[sOff + 2r..]; writes gx to dst[dOff..]. Returns false, having
+ * written nothing, as wasmSoftmaxRows.
+ */
+export function wasmLayerNormBackwardRows(
+  n: number,
+  d: number,
+  xs: Float32Array,
+  xOff: number,
+  gs: Float32Array,
+  gOff: number,
+  w: ArrayLike<number>,
+  stats: Float32Array,
+  sOff: number,
+  dst: Float32Array,
+  dOff: number,
+): boolean {
+  const host = rowHost(n, d);
+  if (!host) return false;
+  const rows = Math.max(1, Math.floor(CHUNK / d));
+  const m = Math.min(rows, n);
+  const wB = ALIGN;
+  const sB = roundUp(wB + d, ALIGN);
+  const xB = roundUp(sB + 2 * m, ALIGN);
+  const gB = roundUp(xB + m * d, ALIGN);
+  const mem = host.ensure(gB + m * d);
+  if (!mem) return false;
+  for (let j = 0; j < d; j++) mem[wB + j] = w[j]!;
+  const fn = host.fns.layerNormBackRows!;
+  for (let r0 = 0; r0 < n; r0 += rows) {
+    const k = Math.min(rows, n - r0);
+    mem.set(xs.subarray(xOff + r0 * d, xOff + (r0 + k) * d), xB);
+    mem.set(gs.subarray(gOff + r0 * d, gOff + (r0 + k) * d), gB);
+    mem.set(stats.subarray(sOff + 2 * r0, sOff + 2 * (r0 + k)), sB);
+    fn(xB * 4, gB * 4, wB * 4, sB * 4, d, k);
+    dst.set(mem.subarray(gB, gB + k * d), dOff + r0 * d);
+  }
+  counters.rowsWasm++;
+  return true;
+}
