@@ -456,3 +456,5 @@ export { dwForward, dwBackwardInput, dwBackwardWeight } from './depthwise';
 export { gemvRows, gemvCols } from './gemv';
 // softmax / logSoftmax and layerNorm forward and backward rows (wasm/rows.ts).
 export { softmaxRows, layerNormRows, layerNormBackRows } from './rows';
+// Dense float32 add / sub / mul (wasm/elementwise.ts).
+export { binaryF32 } from './elementwise';

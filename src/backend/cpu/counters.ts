@@ -23,6 +23,8 @@ export interface CpuKernelCounters {
   adamwWasm: number;
   /** Contiguous float32 gelu and geluGrad calls run by the WASM SIMD kernels. */
   geluWasm: number;
+  /** Contiguous same-shape float32 add, sub and mul calls run by the WASM SIMD kernel (wasmelementwise.ts). */
+  binaryWasm: number;
   /** crossEntropyRows and crossEntropyRowsBackward calls run by the WASM SIMD row kernels (long float32 rows). */
   crossEntropyWasm: number;
   /** Of those, the calls whose rows were split over the worker pool. */
@@ -50,6 +52,7 @@ export const counters: CpuKernelCounters = {
   matmulGemvThreaded: 0,
   adamwWasm: 0,
   geluWasm: 0,
+  binaryWasm: 0,
   crossEntropyWasm: 0,
   crossEntropyThreaded: 0,
   convDirect: 0,

@@ -1,6 +1,7 @@
 // Elementwise kernels (unary, binary, where, cast, copy) over arbitrary strided operands: one driver
 // coalesces dims, walks rows in chunks, decodes float16 operands into scratch, and calls a row loop.
-// Dense float32 gelu and geluGrad above a size threshold run on the WASM SIMD kernels instead.
+// Dense float32 gelu and geluGrad, and same-shape dense float32 add, sub and mul, above a size threshold
+// run on the WASM SIMD kernels instead.
 import type { DType } from '../../core/dtype.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../core/float16.js';
 import { isContiguous, numel } from '../../core/shape.js';
@@ -10,6 +11,7 @@ import { rawView, view } from './buffer.js';
 import { BINARY_LOOPS, UNARY_LOOPS, castBoolLoop, castLoop, whereLoop } from './ewloops.js';
 import type { BinaryLoop, InArr, OutArr, TernaryLoop, UnaryLoop } from './ewloops.js';
 import { CHUNK, RowIter, coalesce, decodeF16, encodeF16, scratchF32 } from './strided.js';
+import { isWasmBinaryOp, wasmBinaryF32 } from './wasmelementwise.js';
 import { wasmGelu } from './wasmgemm.js';
 
 /** A scalar operand as a one-element array of what its dtype stores (float16 as its decoded value). */
@@ -145,6 +147,13 @@ export function unary(op: UnaryOp, inputs: readonly Operand[], out: TensorSpec):
 /** Binary elementwise op `op`: out = a op b (either may be a scalar); int mul/pow wrap exactly. */
 export function binary(op: BinaryOp, inputs: readonly Operand[], out: TensorSpec): void {
   if (op === 'geluGrad' && geluFast(inputs[0]!, inputs[1], out, true)) return;
+  if (isWasmBinaryOp(op) && out.dtype === 'float32') {
+    const n = numel(out.shape);
+    const as = denseF32(inputs[0], n);
+    const bs = as && denseF32(inputs[1], n);
+    const os = bs && denseF32(out, n);
+    if (os && wasmBinaryF32(op, n, as[0], as[1], bs[0], bs[1], os[0], os[1])) return;
+  }
   const intOut = out.dtype === 'int32' || out.dtype === 'uint32';
   drive(BINARY_LOOPS[intOut && op === 'mul' ? 'imul' : intOut && op === 'pow' ? 'ipow' : op], inputs, out);
 }
