@@ -184,7 +184,13 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
   matmul: (ctx) => {
     const a = ctx.node.input(0); // (..., m, k)
     const b = ctx.node.input(1); // (..., k, n)
-    return [ctx.needs(0) ? matmul(ctx.grad, transpose(b)) : null, ctx.needs(1) ? matmul(transpose(a), ctx.grad) : null];
+    const ga = ctx.needs(0) ? matmul(ctx.grad, transpose(b)) : null;
+    const gb = ctx.needs(1) ? matmul(transpose(a), ctx.grad) : null;
+    if (ctx.node.inputs.length < 3) return [ga, gb];
+    // the bias (n) was broadcast over every row: its gradient sums the output's gradient over all leading dims
+    const g = ctx.grad; // (..., m, n), at least 2-D
+    const gbias = ctx.needs(2) ? sum(g, [...Array(g.ndim - 1).keys()]) : null;
+    return [ga, gb, gbias];
   },
   softmax: ({ node, grad }) => {
     const { axis } = node.attrs as AttrMap['softmax'];

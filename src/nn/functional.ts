@@ -47,8 +47,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     // Flatten the leading dims so that the weight gradient is one 2-D matmul, not a batched one.
     const xc = autocastOperand(x);
     const x2 = xc.ndim === 2 ? xc : reshape(xc, [-1, inF]); // (N, in)
-    let y = matmul(x2, transpose(autocastOperand(weight), 0, 1)); // (N, out); the transpose is a view
-    if (bias) y = y.add(autocastOperand(bias));
+    // (N, out); the transpose is a view; the bias (cast like the weight under autocast) is added in
+    // the matmul kernel's epilogue: one dispatch, no separate add
+    const y = matmul(x2, transpose(autocastOperand(weight), 0, 1), bias ? autocastOperand(bias) : null);
     return x.ndim === 2 ? y : reshape(y, [...x.shape.slice(0, -1), outF]); // (..., out)
   });
 }

@@ -32,7 +32,10 @@ export type KernelOp =
   | 'where' // (cond, a, b) -> cond ? a : b
   | 'cast'
   | 'copy' // materialize a strided view (also the engine of in-place assignment)
-  | 'matmul' // batched, broadcasting, operands read through their strides (transposes are free)
+  // batched, broadcasting, operands read through their strides (transposes are free); an optional third
+  // input, a bias (n) of the same dtype, is broadcast over every row and added in the kernel's epilogue
+  // (F.linear's bias: one dispatch instead of matmul + add)
+  | 'matmul'
   | 'softmax'
   | 'logSoftmax'
   | 'gather' // torch.gather(self, dim, index)

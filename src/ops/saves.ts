@@ -27,6 +27,7 @@ export const SAVES: Readonly<Record<OpCode, SaveSpec | null>> = {
   maximum: xy, minimum: xy, eq: null, ne: null, lt: null, le: null, gt: null, ge: null,
   logicalAnd: null, logicalOr: null, geluGrad: null,
   sum: none, max: { inputs: [0], output: true }, min: { inputs: [0], output: true }, argmax: null, argmin: null,
+  // matmul keeps a and b only: its optional bias (input 2) is not needed by the backward (grad summed over rows)
   where: { inputs: [0], output: false }, cast: none, copy: none, matmul: xy,
   softmax: y, logSoftmax: y, gather: { inputs: [1], output: false }, scatterAdd: { inputs: [1], output: false },
   indexSelect: { inputs: [1], output: false }, indexAdd: { inputs: [1], output: false }, concat: none,

@@ -37,6 +37,12 @@ export function matmulShape(a: Shape, b: Shape): { batch: number[]; m: number; k
   return { batch, m, k, n };
 }
 
+/** Checks matmul's optional bias: a vector of the output's last dim `n`, broadcast over every row. */
+export function matmulBiasShape(bias: Shape, n: number): void {
+  if (bias.length !== 1 || bias[0] !== n)
+    throw new OpError('matmul', `bias must have shape [${n}] (the output's last dim), got ${fmtShape(bias)}`);
+}
+
 /** Checks torch.gather's shape contract and returns the output shape (the index's shape). */
 export function gatherShape(op: string, self: Shape, dim: number, index: Shape): number[] {
   if (index.length !== self.length)

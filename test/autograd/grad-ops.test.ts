@@ -16,6 +16,7 @@ import {
   cat,
   conv2d,
   embedding,
+  matmul,
   maxPool2d,
   stack,
   where,
@@ -277,6 +278,20 @@ for (const [label, sa, sb] of MATMUL) {
     inputs: [uniform(rng, sa), uniform(rng, sb)],
     forward: (xs) => x0(xs).matmul(x1(xs)),
     reference: (xs) => O.matmul(n0(xs), n1(xs)),
+  }));
+}
+// the fused bias (matmul's optional third input): its gradient sums the output's over every leading dim
+const MATMUL_BIAS: [string, number[], number[], boolean][] = [
+  ['2-D', [3, 4], [4, 5], false],
+  ['batched @ shared 2-D (Linear)', [2, 3, 4], [4, 5], false],
+  ['batched @ batched, b transposed', [2, 3, 4], [2, 5, 4], true],
+  ['1-D @ 2-D', [4], [4, 3], false],
+];
+for (const [label, sa, sb, tb] of MATMUL_BIAS) {
+  add(`matmul with a bias, ${label} [${sa}] @ [${sb}]${tb ? '^T' : ''}`, ['matmul'], (rng) => ({
+    inputs: [uniform(rng, sa), uniform(rng, sb), uniform(rng, [tb ? sb[sb.length - 2]! : sb[sb.length - 1]!])],
+    forward: (xs) => matmul(x0(xs), tb ? x1(xs).transpose(-2, -1) : x1(xs), xs[2]),
+    reference: (xs) => O.binary('add', O.matmul(n0(xs), tb ? O.transpose(n1(xs), -2, -1) : n1(xs)), xs[2]!),
   }));
 }
 add('matmul of transposed operands (a^T @ b^T)', ['matmul', 'permute'], (rng) => ({

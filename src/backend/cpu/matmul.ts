@@ -1,7 +1,9 @@
 // Batched matmul: walks the (already broadcast) batch dims of A (..., M, K) and B (..., K, N) and
 // runs one strided GEMM per batch item into the contiguous output (..., M, N), or one GEMM of all items'
 // rows when B is broadcast: the WASM GEMV kernels for a few rows (wasmgemv.ts, KV-cached decoding), the
-// WASM SIMD GEMM where it applies (float32, large enough), else the JS kernels.
+// WASM SIMD GEMM where it applies (float32, large enough), else the JS kernels. An optional bias (n) is
+// added to every output row after the GEMMs (the epilogue of F.linear).
+import { f16BitsToF32, f32ToF16Bits } from '../../core/float16.js';
 import { numel } from '../../core/shape.js';
 import type { Operand, TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
@@ -11,8 +13,38 @@ import { RowIter, coalesce } from './strided.js';
 import { wasmGemm } from './wasmgemm.js';
 import { wasmGemv } from './wasmgemv.js';
 
-/** out = A @ B over the batch dims; float32 or float16 operands, any strides (stride 0 on broadcast dims). */
+/**
+ * out = A @ B (+ bias) over the batch dims; float32 or float16 operands, any strides (stride 0 on
+ * broadcast dims); the optional third input is a bias (n) of the output's dtype, added to every row.
+ */
 export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
+  gemms(inputs, out);
+  const bias = inputs[2] as TensorSpec | undefined;
+  if (bias && numel(out.shape) > 0) addBias(bias, out);
+}
+
+/** out (contiguous, rows of n) += bias (n) broadcast over every row (float16: the sum rounded again). */
+function addBias(bias: TensorSpec, out: TensorSpec): void {
+  const n = out.shape[out.shape.length - 1]!;
+  const rows = numel(out.shape) / n;
+  const bArr = matArray(bias);
+  const bs = bias.strides[0]!;
+  const bv = new Float32Array(n);
+  for (let j = 0; j < n; j++) {
+    const x = bArr[bias.offset + j * bs]!;
+    bv[j] = bias.dtype === 'float16' ? f16BitsToF32(x) : x;
+  }
+  if (out.dtype === 'float16') {
+    const o = view(out.buffer, 'float16');
+    for (let r = 0, p = out.offset; r < rows; r++)
+      for (let j = 0; j < n; j++, p++) o[p] = f32ToF16Bits(f16BitsToF32(o[p]!) + bv[j]!);
+  } else {
+    const o = view(out.buffer, 'float32');
+    for (let r = 0, p = out.offset; r < rows; r++) for (let j = 0; j < n; j++, p++) o[p] = o[p]! + bv[j]!;
+  }
+}
+
+function gemms(inputs: readonly Operand[], out: TensorSpec): void {
   const a = inputs[0] as TensorSpec;
   const b = inputs[1] as TensorSpec;
   const nd = out.shape.length;

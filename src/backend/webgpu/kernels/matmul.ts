@@ -1,6 +1,7 @@
 // Batched matmul for WebGPU: out (...batch, M, N) = A (...batch, M, K) @ B (...batch, K, N), operands read
 // in place through their strides (transposes and stride-0 broadcast batches are free). Tiled through
-// workgroup memory, register-blocked (each thread owns a TM x TN micro-tile), f32 accumulation.
+// workgroup memory, register-blocked (each thread owns a TM x TN micro-tile), f32 accumulation. An optional
+// bias (N) is added in the store epilogue of every tile variant (F.linear in one dispatch).
 import { contiguousStrides } from '../../../core/shape.js';
 import type { DType } from '../../../core/dtype.js';
 import type { TensorSpec } from '../../backend.js';
@@ -67,10 +68,24 @@ const S_M = 0, S_N = 1, S_K = 2, S_TILES_M = 3, S_TILES_N = 4, S_GROUPS = 5;
 const S_A_OFF = 6, S_A_RS = 7, S_A_CS = 8, S_B_OFF = 9, S_B_RS = 10, S_B_CS = 11, S_O_OFF = 12;
 /** Batch dim d (innermost last) has its size at S_BATCH + 3d, then A's and B's strides. */
 const S_BATCH = 13;
-const WORDS = S_BATCH + 3 * MAX_BATCH_DIMS;
+/** The bias's offset and element stride (bias variant only). */
+const S_BIAS_OFF = S_BATCH + 3 * MAX_BATCH_DIMS,
+  S_BIAS_S = S_BIAS_OFF + 1;
+const WORDS = S_BIAS_S + 1;
 
-/** WGSL for one specialization (tile, dtypes, operand layouts); sizes and strides come from uniforms. */
-function matmulSource(t: MatmulTile, da: DType, db: DType, dout: DType, la: Layout, lb: Layout): string {
+/**
+ * WGSL for one specialization (tile, dtypes, operand layouts, whether a bias of dtype `dbias` is added);
+ * sizes and strides come from uniforms.
+ */
+function matmulSource(
+  t: MatmulTile,
+  da: DType,
+  db: DType,
+  dout: DType,
+  la: Layout,
+  lb: Layout,
+  dbias: DType | null,
+): string {
   const { bm, bn, bk, tm, tn } = t;
   const cols = bn / tn; // threads along N
   const rows = bm / tm; // threads along M
@@ -107,8 +122,13 @@ function matmulSource(t: MatmulTile, da: DType, db: DType, dout: DType, la: Layo
     const [sz, sa, sb] = [uU32(S_BATCH + 3 * d), uU32(S_BATCH + 3 * d + 1), uU32(S_BATCH + 3 * d + 2)];
     return `{ let q = rest % ${sz}; rest = rest / ${sz}; aoff += q * ${sa}; boff += q * ${sb}; }`;
   }).join('\n  ');
-  return `${enables([da, db, dout])}
-${storageDecl(0, 'A', da, true)}${storageDecl(1, 'B', db, true)}${storageDecl(2, 'O', dout, false)}${uniformDecl(3, WORDS)}
+  // The epilogue: the bias element of column c joins the f32 accumulator before the (rounding) store.
+  const decls = dbias
+    ? `${storageDecl(2, 'O', dout, false)}${storageDecl(3, 'Bias', dbias, true)}${uniformDecl(4, WORDS)}`
+    : `${storageDecl(2, 'O', dout, false)}${uniformDecl(3, WORDS)}`;
+  const value = dbias ? `v + ${load('Bias', `${uU32(S_BIAS_OFF)} + c * ${uU32(S_BIAS_S)}`, dbias)}` : 'v';
+  return `${enables(dbias ? [da, db, dout, dbias] : [da, db, dout])}
+${storageDecl(0, 'A', da, true)}${storageDecl(1, 'B', db, true)}${decls}
 var<workgroup> As: array<f32, ${bk * bm}>;
 var<workgroup> Bs: array<f32, ${bk * bn}>;
 
@@ -121,7 +141,7 @@ fn ldB(base: u32, k: u32, c: u32) -> f32 {
   return ${load('B', bAddr, db)};
 }
 fn st(base: u32, r: u32, c: u32, v: f32) {
-  if (r < ${M} && c < ${N}) { ${store('O', `base + r * ${N} + c`, dout, 'v')} }
+  if (r < ${M} && c < ${N}) { ${store('O', `base + r * ${N} + c`, dout, value)} }
 }
 
 @compute @workgroup_size(${threads})
@@ -167,9 +187,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /** The cached program of a specialization (built lazily, keyed by everything the source depends on). */
-function program(t: MatmulTile, da: DType, db: DType, dout: DType, la: Layout, lb: Layout): WgslProgram {
-  const key = `matmul_${t.bm}x${t.bn}x${t.bk}_${t.tm}x${t.tn}_${da}_${db}_${dout}_${la}_${lb}`;
-  return cachedProgram(key, () => matmulSource(t, da, db, dout, la, lb));
+function program(
+  t: MatmulTile,
+  da: DType,
+  db: DType,
+  dout: DType,
+  la: Layout,
+  lb: Layout,
+  dbias: DType | null,
+): WgslProgram {
+  const key = `matmul_${t.bm}x${t.bn}x${t.bk}_${t.tm}x${t.tn}_${da}_${db}_${dout}_${la}_${lb}${dbias ? `_bias_${dbias}` : ''}`;
+  return cachedProgram(key, () => matmulSource(t, da, db, dout, la, lb, dbias));
 }
 
 /** An operand's batch strides right-aligned to `nb` batch dims (missing leading dims broadcast, stride 0). */
@@ -210,8 +238,8 @@ function coalesceBatch(
 }
 
 /**
- * The dispatches of out = A @ B (see `matmul`); `tile` overrides the size-based choice (playground only:
- * it must fit ctx.limits).
+ * The dispatches of out = A @ B (+ bias) (see `matmul`); `tile` overrides the size-based choice
+ * (playground only: it must fit ctx.limits).
  */
 export function matmulDispatches(
   a: TensorSpec,
@@ -219,6 +247,7 @@ export function matmulDispatches(
   out: TensorSpec,
   ctx: KernelContext,
   tile?: MatmulTile,
+  bias?: TensorSpec,
 ): Dispatch[] {
   const nd = out.shape.length;
   const m = out.shape[nd - 2]!;
@@ -236,7 +265,7 @@ export function matmulDispatches(
   const [brs, bcs] = b.strides.slice(-2) as [number, number];
   const count = bShape.reduce((x, y) => x * y, 1);
   tile ??= pickTile(m, n, count, ctx.limits.maxComputeInvocationsPerWorkgroup);
-  const prog = program(tile, a.dtype, b.dtype, out.dtype, layoutOf(ars, acs), layoutOf(brs, bcs));
+  const prog = program(tile, a.dtype, b.dtype, out.dtype, layoutOf(ars, acs), layoutOf(brs, bcs), bias?.dtype ?? null);
   const dispatches: Dispatch[] = [];
   // Batch dims beyond MAX_BATCH_DIMS: one dispatch per index of the extra leading dims.
   const extra = Math.max(0, bShape.length - MAX_BATCH_DIMS);
@@ -259,6 +288,7 @@ export function matmulDispatches(
     }
     const u = new UniformWords(WORDS).u32Array(S_M, [m, n, k, tilesM, tilesN, groups]);
     u.u32Array(S_A_OFF, [aOff, ars, acs, bOff, brs, bcs, out.offset + l * innerCount * m * n]);
+    if (bias) u.u32Array(S_BIAS_OFF, [bias.offset, bias.strides[0]!]);
     for (let d = 0; d < MAX_BATCH_DIMS; d++) {
       // Missing leading dims have size 1 (stride 0), so the shader always unbatches MAX_BATCH_DIMS dims.
       const src = d - (MAX_BATCH_DIMS - inner.length);
@@ -270,6 +300,7 @@ export function matmulDispatches(
         { buffer: a.buffer, readOnly: true },
         { buffer: b.buffer, readOnly: true },
         { buffer: out.buffer, readOnly: false },
+        ...(bias ? [{ buffer: bias.buffer, readOnly: true }] : []),
       ],
       uniforms: u.words,
       workgroups: grid(groups, ctx.limits.maxComputeWorkgroupsPerDimension),
@@ -278,9 +309,19 @@ export function matmulDispatches(
   return dispatches;
 }
 
-/** matmul: out (...batch, M, N) contiguous = A @ B; float32 or float16 (f16 loads, f32 accumulation). */
+/**
+ * matmul: out (...batch, M, N) contiguous = A @ B (+ bias (N) broadcast over rows, the optional third
+ * input); float32 or float16 (f16 loads, f32 accumulation, the bias added before the one rounding store).
+ */
 export const matmul: WebGPUKernel<'matmul'> = (inputs, out, _attrs, ctx) =>
-  matmulDispatches(inputs[0] as TensorSpec, inputs[1] as TensorSpec, out, ctx);
+  matmulDispatches(
+    inputs[0] as TensorSpec,
+    inputs[1] as TensorSpec,
+    out,
+    ctx,
+    undefined,
+    inputs[2] as TensorSpec | undefined,
+  );
 
 /** The matmul entry of the kernel table. */
 export const matmulKernels = { matmul };
