@@ -2,6 +2,7 @@
 // stream with a seeded generator (reproducible, resumable), and the one-transfer upload of a batch.
 import { TensorloomError } from '../core/errors.js';
 import { type DeviceLike, type Tensor, slice, tensor } from '../tensor/index.js';
+import { Xorshift32 } from './xorshift.js';
 
 /**
  * A batch on the host. `windows` holds the B*(T+1) ids of the batch, row-major (B, T+1): row b is a window
@@ -49,7 +50,7 @@ export function uploadBatch(batch: HostBatch, device?: DeviceLike): DeviceBatch 
 
 /** Samples windows of `blockSize + 1` tokens at uniform random offsets. */
 export class WindowSampler {
-  private state: number;
+  private readonly rng: Xorshift32;
   constructor(
     private readonly tokens: Int32Array,
     readonly batchSize: number,
@@ -59,27 +60,17 @@ export class WindowSampler {
     if (tokens.length < blockSize + 2) {
       throw new TensorloomError(`WindowSampler: ${tokens.length} tokens are too few for windows of ${blockSize + 1}`);
     }
-    this.state = seed >>> 0;
-  }
-
-  private nextU32(): number {
-    // xorshift32: small, fast, and its state is a single number that checkpoints can store
-    let x = this.state || 0x9e3779b9;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.state = x >>> 0;
-    return this.state;
+    this.rng = new Xorshift32(seed);
   }
 
   /** The generator state (for resuming). */
   getState(): number {
-    return this.state;
+    return this.rng.getState();
   }
 
   /** Restores a state from `getState()`. */
   setState(s: number): void {
-    this.state = s >>> 0;
+    this.rng.setState(s);
   }
 
   /** The next batch. */
@@ -88,7 +79,7 @@ export class WindowSampler {
     const windows = new Int32Array(B * (T + 1));
     const span = this.tokens.length - T - 1;
     for (let b = 0; b < B; b++) {
-      const at = this.nextU32() % span;
+      const at = this.rng.nextU32() % span;
       windows.set(this.tokens.subarray(at, at + T + 1), b * (T + 1));
     }
     const x = new Int32Array(B * T);

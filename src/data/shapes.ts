@@ -3,6 +3,7 @@
 // pixel noise, labelled by shape. Image i of a split depends only on (seed, split, i), so a dataset is
 // reproducible and both splits are generated independently.
 import { TensorloomError } from '../core/errors.js';
+import { Xorshift32 } from './xorshift.js';
 
 /**
  * The shape classes, in label order (label k draws SHAPE_CLASSES[k]). A dataset of N classes uses the
@@ -236,7 +237,7 @@ function gather(data: ShapesData, idx: ArrayLike<number>): HostImageBatch {
  * single-number state is checkpointed so a resumed run continues with the same batches.
  */
 export class ImageBatchSampler {
-  private state: number;
+  private readonly rng: Xorshift32;
 
   constructor(
     readonly data: ShapesData,
@@ -245,31 +246,22 @@ export class ImageBatchSampler {
   ) {
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw new TensorloomError(`ImageBatchSampler: batch size must be a positive integer, got ${batchSize}`);
-    this.state = seed >>> 0;
-  }
-
-  private nextU32(): number {
-    let x = this.state || 0x9e3779b9;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.state = x >>> 0;
-    return this.state;
+    this.rng = new Xorshift32(seed);
   }
 
   /** The generator state (for resuming). */
   getState(): number {
-    return this.state;
+    return this.rng.getState();
   }
 
   /** Restores a state from `getState()`. */
   setState(s: number): void {
-    this.state = s >>> 0;
+    this.rng.setState(s);
   }
 
   /** The next random batch. */
   next(): HostImageBatch {
-    const idx = Array.from({ length: this.batchSize }, () => this.nextU32() % this.data.count);
+    const idx = Array.from({ length: this.batchSize }, () => this.rng.nextU32() % this.data.count);
     return gather(this.data, idx);
   }
 }
