@@ -7,6 +7,7 @@ import { counters } from './counters.js';
 import type { MatRef, OutRef } from './gemm.js';
 import { GemmPool, MAX_POOLED_PANELS, type GemmFn } from './threads.js';
 import { GEMM_SHARED_MAX_PAGES, GEMM_WASM } from './wasm/kernels.generated.js';
+import { webSpawner, webThreadSupport, type WebWorkerCtor } from './webhost.js';
 
 /** The module's register tile (wasm/gemm.ts): packed panels are MR rows of A and NR columns of B. */
 const MR = 4;
@@ -148,21 +149,24 @@ export async function initWasmKernels(): Promise<void> {
       info = { wasm: null, threads: 1, notes: ['no WebAssembly SIMD in this runtime'] };
       return;
     }
-    const canShare =
-      typeof SharedArrayBuffer === 'function' &&
-      (node !== null || (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true);
-    const cores = node ? node.cpuCount() : 1;
-    // Shared memory only where threads can use it; browsers: Web Worker threads are still to do.
-    const shared = canShare && node !== null && cores > 1;
-    if (!node) notes.push('threads: Web Workers are not wired in yet (single-threaded in browsers)');
-    else if (cores <= 1) notes.push('threads: one core');
+    // Threads: Node's worker_threads, or Web Workers in a cross-origin isolated page (webhost.ts); shared
+    // memory only where workers can use it.
+    const web = node ? null : webThreadSupport();
+    const workers = node ? node.cpuCount() - 1 : web!.workers;
+    const shared = typeof SharedArrayBuffer === 'function' && workers > 0;
+    if (web?.reason) notes.push(web.reason);
+    else if (workers <= 0) notes.push('threads: one core');
     const variant = relaxed ? (shared ? 'relaxedShared' : 'relaxed') : shared ? 'simdShared' : 'simd';
     const module = new WebAssembly.Module(decodeBase64(GEMM_WASM[variant]));
     const memory = shared
       ? new WebAssembly.Memory({ initial: 1, maximum: GEMM_SHARED_MAX_PAGES, shared: true })
       : new WebAssembly.Memory({ initial: 1 });
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, GemmFn>;
-    const pool = shared && node ? new GemmPool(cores - 1, node.spawnNodeWorker, module, memory, true) : null;
+    const spawn = node
+      ? node.spawnNodeWorker
+      : webSpawner((globalThis as unknown as { Worker: WebWorkerCtor }).Worker);
+    // Node's main thread may block in Atomics.wait; a browser's main thread spins while workers finish.
+    const pool = shared ? new GemmPool(workers, spawn, module, memory, node ? true : web!.canBlock) : null;
     const plainMemory = shared ? new WebAssembly.Memory({ initial: 1 }) : memory;
     const plain = shared
       ? (new WebAssembly.Instance(new WebAssembly.Module(decodeBase64(GEMM_WASM[relaxed ? 'relaxed' : 'simd'])), {
