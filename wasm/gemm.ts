@@ -287,13 +287,7 @@ export function adamw(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// GELU (tanh approximation) and its gradient, in f32 lanes without a tanh: with u = c (x + a x^3),
-// 0.5 (1 + tanh u) = s = 1 / (1 + e), e = exp(-2u), so gelu = x s (no cancellation for negative x) and
-// gelu' = s + 2 c x (1 + 3 a x^2) (e s) s. x is clamped to ±20 inside (past it s is 0 or 1 in f32);
-// ±Inf follow the float64 formula: gelu(-Inf) and gelu'(±Inf) are NaN, NaN stays NaN.
-
-const GELU_C: f32 = 0.7978845608028654; // sqrt(2 / pi)
-const GELU_A: f32 = 0.044715;
+// exp in f32 lanes, for the softmax cross-entropy rows below.
 
 /** e^z per lane (Cephes expf: z = n ln2 + r, |r| <= ln2 / 2, degree-5 polynomial), z clamped to ±87. */
 function expv(z: v128): v128 {
@@ -310,52 +304,6 @@ function expv(z: v128): v128 {
   const y = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
   const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
   return f32x4.mul(y, pow2n);
-}
-
-/** x clamped to ±20 (NaN stays NaN) and e = exp(-2u) of it, for gelu and geluGrad. */
-function geluE(xc: v128): v128 {
-  const u = f32x4.mul(
-    f32x4.splat(GELU_C),
-    f32x4.add(xc, f32x4.mul(f32x4.splat(GELU_A), f32x4.mul(f32x4.mul(xc, xc), xc))),
-  );
-  return expv(f32x4.mul(u, f32x4.splat(-2)));
-}
-
-function clamp20(x: v128): v128 {
-  return f32x4.min(f32x4.max(x, f32x4.splat(-20)), f32x4.splat(20));
-}
-
-/** o[i] = gelu(x[i]) over n4 (a multiple of 4) floats at byte addresses x and o (which may be equal). */
-export function gelu(x: usize, o: usize, n4: i32): void {
-  const one = f32x4.splat(1);
-  const negInf = f32x4.splat(-Infinity);
-  const nan = f32x4.splat(NaN);
-  const end = (<usize>n4) << 2;
-  for (let i: usize = 0; i < end; i += 16) {
-    const xv = v128.load(x + i);
-    const s = f32x4.div(one, f32x4.add(one, geluE(clamp20(xv))));
-    v128.store(o + i, v128.bitselect(nan, f32x4.mul(xv, s), f32x4.eq(xv, negInf)));
-  }
-}
-
-/** o[i] = g[i] · gelu'(x[i]) over n4 (a multiple of 4) floats at byte addresses x, g and o. */
-export function geluGrad(x: usize, g: usize, o: usize, n4: i32): void {
-  const one = f32x4.splat(1);
-  const inf = f32x4.splat(Infinity);
-  const nan = f32x4.splat(NaN);
-  const c2 = f32x4.splat(2 * GELU_C);
-  const a3 = f32x4.splat(3 * GELU_A);
-  const end = (<usize>n4) << 2;
-  for (let i: usize = 0; i < end; i += 16) {
-    const xv = v128.load(x + i);
-    const xc = clamp20(xv);
-    const e = geluE(xc);
-    const s = f32x4.div(one, f32x4.add(one, e));
-    const k = f32x4.mul(f32x4.mul(c2, xc), f32x4.add(one, f32x4.mul(a3, f32x4.mul(xc, xc))));
-    const d = f32x4.add(s, f32x4.mul(f32x4.mul(k, f32x4.mul(e, s)), s));
-    const r = f32x4.mul(v128.load(g + i), d);
-    v128.store(o + i, v128.bitselect(nan, r, f32x4.eq(f32x4.abs(xv), inf)));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------

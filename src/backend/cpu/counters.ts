@@ -23,8 +23,14 @@ export interface CpuKernelCounters {
   adamwWasm: number;
   /** Contiguous float32 gelu and geluGrad calls run by the WASM SIMD kernels. */
   geluWasm: number;
+  /** Of those, the calls split over the worker pool. */
+  geluThreaded: number;
   /** Contiguous same-shape float32 add, sub and mul calls run by the WASM SIMD kernel (wasmelementwise.ts). */
   binaryWasm: number;
+  /** float32 add, sub, mul and div calls against a broadcast row, column or scalar run on WASM SIMD. */
+  binaryBcastWasm: number;
+  /** float32 sums (leading dims or the last dim) and layerNormParamsBackward calls run on WASM SIMD. */
+  reduceWasm: number;
   /** crossEntropyRows and crossEntropyRowsBackward calls run by the WASM SIMD row kernels (long float32 rows). */
   crossEntropyWasm: number;
   /** Of those, the calls whose rows were split over the worker pool. */
@@ -52,7 +58,10 @@ export const counters: CpuKernelCounters = {
   matmulGemvThreaded: 0,
   adamwWasm: 0,
   geluWasm: 0,
+  geluThreaded: 0,
   binaryWasm: 0,
+  binaryBcastWasm: 0,
+  reduceWasm: 0,
   crossEntropyWasm: 0,
   crossEntropyThreaded: 0,
   convDirect: 0,

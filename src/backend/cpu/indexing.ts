@@ -164,6 +164,11 @@ export function indexAdd(inputs: readonly Operand[], out: TensorSpec, dim: numbe
   const o = view(out.buffer, out.dtype);
   const sd = src.strides[dim]!;
   const fast = out.dtype === 'float32' && src.dtype === 'float32' && layout.shape.length === 1;
+  if (fast && layout.strides[0]![0] === 1 && layout.strides[1]![0] === 1) {
+    // the embedding backward: contiguous rows, no row iterator per index (it cost more than the adds)
+    addRowsF32(idx, layout.shape[0]!, o as Float32Array, out.offset, od, s as Float32Array, src.offset, sd);
+    return;
+  }
   for (let i = 0; i < idx.length; i++) {
     const it = new RowIter(layout, [out.offset + idx[i]! * od, src.offset + i * sd]);
     for (let r = 0; r < it.rows; r++, it.next()) {
@@ -171,6 +176,24 @@ export function indexAdd(inputs: readonly Operand[], out: TensorSpec, dim: numbe
         addRowF32(it.len, o as Float32Array, it.off[0]!, it.inner[0]!, s as Float32Array, it.off[1]!, it.inner[1]!);
       else addRow(it.len, o, out.dtype, it.off[0]!, it.inner[0]!, s, src.dtype, it.off[1]!, it.inner[1]!);
     }
+  }
+}
+
+/** For each i: o[oo + idx[i] * od + j] += s[so + i * sd + j], j < n (float32, in index order). */
+function addRowsF32(
+  idx: readonly number[],
+  n: number,
+  o: Float32Array,
+  oo: number,
+  od: number,
+  s: Float32Array,
+  so: number,
+  sd: number,
+): void {
+  for (let i = 0; i < idx.length; i++) {
+    const po = oo + idx[i]! * od;
+    const ps = so + i * sd;
+    for (let j = 0; j < n; j++) o[po + j]! += s[ps + j]!;
   }
 }
 

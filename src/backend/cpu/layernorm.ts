@@ -7,6 +7,7 @@ import { isScalar, type Operand, type TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
 import { readF64, scratchF64, writeF64 } from './strided.js';
 import { wasmLayerNormBackwardRows, wasmLayerNormRows } from './wasmrows.js';
+import { wasmLayerNormParamsF32 } from './wasmreduce.js';
 
 /** A (D) weight or bias operand as D doubles in scratch slot `slot` (a scalar operand repeats its value). */
 function param(o: Operand, d: number, slot: number): Float64Array {
@@ -125,6 +126,13 @@ export function layerNormParamsBackward(inputs: readonly Operand[], out: TensorS
   const gs = view(g.buffer, g.dtype);
   const sv = view(st.buffer, 'float32');
   const dst = view(out.buffer, out.dtype);
+  if (x.dtype === 'float32' && g.dtype === 'float32' && out.dtype === 'float32') {
+    if (x.strides[1] === 1 && g.strides[1] === 1) {
+      const xv = { arr: xs as Float32Array, off: x.offset, rs: x.strides[0]! };
+      const gv = { arr: gs as Float32Array, off: g.offset, rs: g.strides[0]! };
+      if (wasmLayerNormParamsF32(rows, d, xv, gv, sv, st.offset, dst as Float32Array, out.offset)) return;
+    }
+  }
   const xr = scratchF64(0, d);
   const gr = scratchF64(1, d);
   const gw = scratchF64(2, d).fill(0, 0, d);

@@ -8,6 +8,7 @@ import type { AttrMap, ReduceOp } from '../../ops/opcodes.js';
 import { view } from './buffer.js';
 import type { InArr } from './ewloops.js';
 import { CHUNK, RowIter, coalesce, decodeF16, readF64, scratchF32, scratchF64, writeF64 } from './strided.js';
+import { wasmColSumF32, wasmRowSumF32 } from './wasmreduce.js';
 
 type ReduceAttrs = AttrMap['reduce'];
 
@@ -31,6 +32,7 @@ function accumulate(op: 'sum' | 'max' | 'min', x: TensorSpec, out: TensorSpec, a
   const empty = numel(x.shape) === 0;
   const lay = empty ? null : coalesce(x.shape, [x.strides, accStrides(x.shape, axes)], 0);
   if (lay && op === 'sum' && x.dtype === 'float32' && out.dtype === 'float32') {
+    if (wasmSum(lay, view(x.buffer, 'float32'), x.offset, view(out.buffer, 'float32'), out.offset)) return;
     if (sumLeadingRows(lay, view(x.buffer, 'float32'), x.offset, view(out.buffer, 'float32'), out.offset)) return;
   }
   const acc = scratchF64(0, nOut);
@@ -57,6 +59,28 @@ function accumulate(op: 'sum' | 'max' | 'min', x: TensorSpec, out: TensorSpec, a
     }
   }
   writeF64(acc, 0, nOut, view(out.buffer, out.dtype), out.dtype, out.offset, 1);
+}
+
+/**
+ * A float32 sum on the WASM kernels (wasmreduce.ts) when the coalesced layout is rows of contiguous floats
+ * summed down the columns (leading dims) or along the rows (last dim, or everything); false otherwise.
+ */
+function wasmSum(
+  lay: { shape: number[]; strides: number[][] },
+  x: Float32Array,
+  off: number,
+  o: Float32Array,
+  oOff: number,
+): boolean {
+  const [xs, as] = lay.strides as [number[], number[]];
+  if (lay.shape.length === 1) {
+    return xs[0] === 1 && as[0] === 0 && wasmRowSumF32(1, lay.shape[0]!, x, off, 0, o, oOff);
+  }
+  if (lay.shape.length !== 2 || xs[1] !== 1) return false;
+  const [rows, len] = lay.shape as [number, number];
+  if (as[0] === 0 && as[1] === 1) return wasmColSumF32(rows, len, x, off, xs[0]!, o, oOff);
+  if (as[0] === 1 && as[1] === 0) return wasmRowSumF32(rows, len, x, off, xs[0]!, o, oOff);
+  return false;
 }
 
 /** Output columns summed per block: 16 KiB of float64 accumulators stay in L1 while every row streams by. */

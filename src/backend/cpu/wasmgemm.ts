@@ -2,7 +2,7 @@
 // where the runtime has it, else plain SIMD), stages float32 operands into its linear memory, packs and
 // multiplies there (on the worker pool above a size threshold) and copies C out. Small or unsupported
 // problems return false and stay on the JS kernels in gemm.ts. The same module's AdamW kernel runs here
-// too (wasmAdamw), and its gelu and geluGrad (wasmGelu), each staged chunk by chunk through the same memory.
+// too (wasmAdamw), staged chunk by chunk through the same memory.
 import { counters } from './counters.js';
 import type { MatRef, OutRef } from './gemm.js';
 import { GemmPool, MAX_POOLED_PANELS, type GemmFn } from './threads.js';
@@ -75,13 +75,11 @@ interface Mem {
 }
 
 /**
- * The streaming kernels (AdamW, gelu): an instance on an ordinary, unshared memory, because copies in and
+ * The streaming kernels (AdamW, the elementwise and row kernels): an instance on an ordinary, unshared memory, because copies in and
  * out of a SharedArrayBuffer run ~2.5x slower in V8 and these kernels are mostly copies.
  */
 interface StreamKernels extends Mem {
   readonly adamw: GemmFn;
-  readonly gelu: GemmFn;
-  readonly geluGrad: GemmFn;
   /** Every export of the unshared instance, by name (the row kernels of wasmrows.ts). */
   readonly fns: Readonly<Record<string, GemmFn>>;
 }
@@ -162,9 +160,7 @@ export async function initWasmKernels(): Promise<void> {
       ? new WebAssembly.Memory({ initial: 1, maximum: GEMM_SHARED_MAX_PAGES, shared: true })
       : new WebAssembly.Memory({ initial: 1 });
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, GemmFn>;
-    const spawn = node
-      ? node.spawnNodeWorker
-      : webSpawner((globalThis as unknown as { Worker: WebWorkerCtor }).Worker);
+    const spawn = node ? node.spawnNodeWorker : webSpawner((globalThis as unknown as { Worker: WebWorkerCtor }).Worker);
     // Node's main thread may block in Atomics.wait; a browser's main thread spins while workers finish.
     const pool = shared ? new GemmPool(workers, spawn, module, memory, node ? true : web!.canBlock) : null;
     const plainMemory = shared ? new WebAssembly.Memory({ initial: 1 }) : memory;
@@ -177,8 +173,6 @@ export async function initWasmKernels(): Promise<void> {
       memory: plainMemory,
       f32: new Float32Array(plainMemory.buffer),
       adamw: plain.adamw!,
-      gelu: plain.gelu!,
-      geluGrad: plain.geluGrad!,
       fns: plain,
     };
     wasm = {
@@ -433,43 +427,5 @@ export function wasmAdamw(o: AdamWOperands): boolean {
     if (o.x) o.x.set(mem.subarray(xB, xB + len), xo + i0);
   }
   counters.adamwWasm++;
-  return true;
-}
-
-/** Elements of one gelu chunk: x, g and out (3 x 128 KiB) stay in L2 between copies. */
-const GELU_CHUNK = 1 << 15;
-
-/**
- * out[oo + i] = gelu(x[xo + i]) (g null) or g[go + i] · gelu'(x[xo + i]) for i < n, through the WASM
- * kernels chunk by chunk; `out` may be `x` or `g` at the same offset. Returns false, having written
- * nothing, when the module is off or n is below the threshold.
- */
-export function wasmGelu(
-  n: number,
-  x: Float32Array,
-  xo: number,
-  g: Float32Array | null,
-  go: number,
-  out: Float32Array,
-  oo: number,
-): boolean {
-  const w = wasm?.stream;
-  if (!w || !options.wasm || n < options.geluMin || n === 0) return false;
-  const ch = Math.min(GELU_CHUNK, roundUp(n, 4));
-  const xB = ALIGN;
-  const gB = xB + roundUp(ch, ALIGN);
-  const oB = gB + roundUp(ch, ALIGN);
-  const mem = ensure(w, oB + roundUp(ch, ALIGN));
-  if (!mem) return false;
-  for (let i0 = 0; i0 < n; i0 += ch) {
-    const len = Math.min(ch, n - i0);
-    mem.set(x.subarray(xo + i0, xo + i0 + len), xB);
-    if (g) {
-      mem.set(g.subarray(go + i0, go + i0 + len), gB);
-      w.geluGrad(xB * 4, gB * 4, oB * 4, roundUp(len, 4));
-    } else w.gelu(xB * 4, oB * 4, roundUp(len, 4));
-    out.set(mem.subarray(oB, oB + len), oo + i0);
-  }
-  counters.geluWasm++;
   return true;
 }
