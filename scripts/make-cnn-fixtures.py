@@ -3,12 +3,13 @@
 # and gradients (input, weight, bias) over stride/padding/dilation/groups/depthwise cases, max/avg/
 # adaptive pooling forward and input gradients, batch_norm in training (output, gradients, updated
 # running stats) and eval, the ResNet-50 stem at batch 1 (3x224x224) and a tiny two-stage ResNet with
-# torchvision's parameter names. Every loss is sum(y * r) with a fixed random r (cross-entropy for the
+# torchvision's parameter names; and conv_transpose2d forward and gradients for
+# test/ops/conv-transpose.test.ts. Every loss is sum(y * r) with a fixed random r (cross-entropy for the
 # ResNet), so the recorded gradients are dL/dinput = the vector-Jacobian product with r.
 #
 # Usage: /usr/bin/python3 scripts/make-cnn-fixtures.py   (Debian: apt-get install -y python3-torch)
-# Writes test/fixtures/cnn/{ops,stem,resnet,resnet-model}.safetensors. Tests never run this; the outputs are
-# committed. The math runs in float64 from float32 inputs and is stored as float32. The stem's input
+# Writes test/fixtures/cnn/{ops,stem,resnet,resnet-model,convtranspose}.safetensors. Tests never run
+# this; the outputs are committed. The math runs in float64 from float32 inputs and is stored as float32. The stem's input
 # and r are too big to store (of y only the first 8 channels are kept): they come from an integer hash
 # (hash_unit) that the test recomputes bit for bit.
 import importlib.util
@@ -51,6 +52,24 @@ POOL_CASES = {
     'adaptive_3x4': ('adaptive', (2, 3, 7, 9), dict(outputSize=[3, 4])),
     'adaptive_1': ('adaptive', (2, 4, 5, 6), dict(outputSize=1)),
     'adaptive_up': ('adaptive', (1, 2, 3, 2), dict(outputSize=[5, 3])),
+}
+
+# conv_transpose2d cases: input shape, weight shape (Cin, Cout/groups, KH, KW), bias?, options (torch's
+# names). Own generator and file (convtranspose.safetensors), so the other fixtures stay byte-identical.
+CONVT_SEED = 2025
+CONVT_CASES = {
+    'basic': ((2, 3, 5, 4), (3, 4, 3, 3), True, dict(stride=1, padding=1, output_padding=0, dilation=1, groups=1)),
+    'stride2_outpad': ((2, 4, 4, 5), (4, 3, 3, 3), True,
+                       dict(stride=2, padding=1, output_padding=1, dilation=1, groups=1)),
+    'rect_stride': ((1, 3, 5, 4), (3, 5, 3, 2), False,
+                    dict(stride=(3, 2), padding=(1, 0), output_padding=(2, 1), dilation=1, groups=1)),
+    'groups': ((2, 6, 4, 4), (6, 2, 3, 3), True, dict(stride=2, padding=0, output_padding=0, dilation=1, groups=3)),
+    'dilation': ((1, 2, 5, 6), (2, 3, 3, 2), True,
+                 dict(stride=2, padding=(2, 1), output_padding=(1, 0), dilation=(2, 3), groups=1)),
+    'depthwise': ((2, 4, 3, 3), (4, 1, 4, 4), True, dict(stride=2, padding=1, output_padding=0, dilation=1, groups=4)),
+    # output_padding >= stride (allowed as it is < dilation): rows past the adjoint's reach
+    'outpad_dilation': ((2, 2, 4, 3), (2, 3, 3, 2), True,
+                        dict(stride=1, padding=1, output_padding=(1, 2), dilation=(2, 3), groups=1)),
 }
 
 BN = dict(shape=(4, 3, 5, 6), momentum=0.1, eps=1e-5)
@@ -105,6 +124,25 @@ def conv_fixtures(gen):
         ins = [x, w] + ([b] if has_bias else [])
         y, gs = grads_of(lambda *t: F.conv2d(t[0], t[1], t[2] if len(t) > 2 else None, **o), ins, r)
         p = f'conv.{name}.'
+        out.update({p + 'x': x, p + 'w': w, p + 'r': r, p + 'y': y, p + 'gx': gs[0], p + 'gw': gs[1]})
+        if has_bias:
+            out.update({p + 'b': b, p + 'gb': gs[2]})
+        meta[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in o.items()}
+    return out, meta
+
+
+def convt_fixtures():
+    """conv_transpose2d forward and gradients of sum(y * r) for input, weight and bias."""
+    gen = torch.Generator().manual_seed(CONVT_SEED)
+    out, meta = {}, {}
+    for name, (xs, ws, has_bias, o) in CONVT_CASES.items():
+        x, w = rnd(gen, *xs), rnd(gen, *ws, std=0.5)
+        b = rnd(gen, ws[1] * o['groups'], std=0.5) if has_bias else None
+        y0 = F.conv_transpose2d(x.double(), w.double(), None, **o)
+        r = rnd(gen, *y0.shape)
+        ins = [x, w] + ([b] if has_bias else [])
+        y, gs = grads_of(lambda *t: F.conv_transpose2d(t[0], t[1], t[2] if len(t) > 2 else None, **o), ins, r)
+        p = f'convt.{name}.'
         out.update({p + 'x': x, p + 'w': w, p + 'r': r, p + 'y': y, p + 'gx': gs[0], p + 'gw': gs[1]})
         if has_bias:
             out.update({p + 'b': b, p + 'gb': gs[2]})
@@ -268,6 +306,9 @@ def main():
     save_safetensors(os.path.join(OUT, 'resnet-model.safetensors'), params, {'format': 'pt'})
     save_safetensors(os.path.join(OUT, 'resnet.safetensors'), fx,
                      {'resnet': json.dumps(RESNET), 'torch': torch.__version__, 'compute': 'float64'})
+    convt, convt_meta = convt_fixtures()
+    save_safetensors(os.path.join(OUT, 'convtranspose.safetensors'), convt,
+                     {'convt': json.dumps(convt_meta), 'torch': torch.__version__, 'compute': 'float64'})
     for f in sorted(os.listdir(OUT)):
         print(f, os.path.getsize(os.path.join(OUT, f)), 'bytes')
 

@@ -217,14 +217,29 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
     return [gx, ctx.needs(1) ? row(0) : null, ctx.needs(2) ? row(1) : null];
   },
   conv2d: (ctx) => {
-    const { node, grad } = ctx;
-    const attrs = node.attrs as AttrMap['conv2d'];
+    const { node } = ctx;
+    const { stride, padding, dilation, groups, activation } = node.attrs as AttrMap['conv2d'];
+    const attrs = { stride, padding, dilation, groups };
     const x = node.input(0); // (N, C, H, W)
     const w = node.input(1); // (O, C/groups, KH, KW)
+    // a fused ReLU passes the gradient where the output is > 0
+    const grad = activation === 'relu' ? where(binary('gt', node.output(), 0), ctx.grad, 0) : ctx.grad;
     return [
       ctx.needs(0) ? conv2dBackwardInput(grad, w, [x.shape[2]!, x.shape[3]!], attrs) : null,
       ctx.needs(1) ? conv2dBackwardWeight(x, grad, [w.shape[2]!, w.shape[3]!], attrs) : null,
       ctx.needs(2) ? sum(grad, [0, 2, 3]) : null,
+    ];
+  },
+  // conv2dBackwardInput as conv_transpose2d's forward, y = convT(x, w): bilinear, so its input gradient
+  // is the forward conv of the gradient and its weight gradient the conv weight gradient, roles swapped
+  conv2dBackwardInput: (ctx) => {
+    const { node, grad } = ctx;
+    const { stride, padding, dilation, groups } = node.attrs as AttrMap['conv2dBackwardInput'];
+    const attrs = { stride, padding, dilation, groups };
+    const w = node.input(1); // (Cin, Cout/groups, KH, KW)
+    return [
+      ctx.needs(0) ? conv2d(grad, w, null, attrs) : null,
+      ctx.needs(1) ? conv2dBackwardWeight(grad, node.input(0), [w.shape[2]!, w.shape[3]!], attrs) : null,
     ];
   },
   // pooling: max routes gy to the argmax the forward saved; avg spreads it over each window
@@ -237,8 +252,17 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
     const attrs = node.attrs as AttrMap['batchNorm'];
     const needs = [ctx.needs(0), ctx.needs(3), ctx.needs(4)] as const;
     const [x, mean, variance] = [node.input(0), node.input(1), node.input(2)]; // (N, C, L), (C), (C)
-    const [gx, gw, gb] = batchNormGrads(x, mean, variance, operand(node, 3), grad, attrs, needs);
-    return [gx, null, null, gw, gb];
+    // a fused ReLU passes the gradient where y > 0; a fused residual gets that masked gradient as is
+    const g = attrs.relu ? where(binary('gt', node.output(), 0), grad, 0) : grad;
+    const [gx, gw, gb] = batchNormGrads(x, mean, variance, operand(node, 3), g, attrs, needs);
+    return attrs.residual ? [gx, null, null, gw, gb, ctx.needs(5) ? g : null] : [gx, null, null, gw, gb];
+  },
+  // fused attention: the backward recomputes the probabilities with the unfused ops (tensor/attention.ts)
+  attention: (ctx) => {
+    const { node } = ctx;
+    const attrs = node.attrs as AttrMap['attention'];
+    const needs = [ctx.needs(0), ctx.needs(1), ctx.needs(2)] as const;
+    return attentionGrads(node.input(0), node.input(1), node.input(2), ctx.grad, attrs, needs);
   },
   gather: ({ node, grad }) => {
     const { dim } = node.attrs as AttrMap['gather'];
@@ -282,7 +306,7 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
   adamw: null, // an in-place optimizer update, never recorded
   // backward-only kernels; backward runs without recording, so double backward is not supported
   crossEntropyRowsBackward: null, layerNormBackward: null, layerNormParamsBackward: null,
-  conv2dBackwardInput: null, conv2dBackwardWeight: null,
+  conv2dBackwardWeight: null,
   maxPool2dBackward: null, avgPool2dBackward: null, batchNormStats: null, batchNormParamsBackward: null,
   batchNormBackward: null,
 }; // prettier-ignore

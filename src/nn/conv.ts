@@ -6,6 +6,7 @@ import {
   avgPool2d,
   batchNorm,
   conv2d,
+  convTranspose2d,
   maxPool2d,
   noGrad,
   ones,
@@ -13,6 +14,7 @@ import {
   zeros,
   type AvgPool2dOptions,
   type Conv2dOptions,
+  type ConvTranspose2dOptions,
   type MaxPool2dOptions,
   type Size2,
   type Tensor,
@@ -62,7 +64,8 @@ export class Conv2d extends Module {
         `inChannels ${inChannels} and outChannels ${outChannels} must both be divisible by groups ${groups}`,
       );
     this.kernelSize = k;
-    this.conv = { stride: opts.stride, padding: opts.padding, dilation: opts.dilation, groups };
+    const { stride, padding, dilation, activation } = opts;
+    this.conv = { stride, padding, dilation, groups, activation };
     const fanIn = (inChannels / groups) * k[0] * k[1];
     const bound = 1 / Math.sqrt(fanIn);
     const init = { low: -bound, high: bound, device: opts.device, dtype: opts.dtype, generator: opts.generator };
@@ -81,6 +84,68 @@ export class Conv2d extends Module {
   }
 }
 
+/** Options of `ConvTranspose2d` beyond the channel counts and kernel size. */
+export interface ConvTranspose2dLayerOptions extends FactoryOptions, ConvTranspose2dOptions {
+  /** Learn an additive bias per output channel (default true). */
+  bias?: boolean;
+}
+
+/**
+ * Transposed 2-D convolution layer, as torch.nn.ConvTranspose2d: weight (inChannels, outChannels/groups,
+ * KH, KW) and bias (outChannels), both U(-1/sqrt(fanIn), 1/sqrt(fanIn)) where torch's fan-in of that
+ * weight layout is outChannels/groups * KH * KW.
+ */
+export class ConvTranspose2d extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+  readonly kernelSize: [number, number];
+  private readonly conv: ConvTranspose2dOptions;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: Size2,
+    opts: ConvTranspose2dLayerOptions = {},
+  ) {
+    super();
+    const groups = opts.groups ?? 1;
+    const k: [number, number] =
+      typeof kernelSize === 'number' ? [kernelSize, kernelSize] : [kernelSize[0], kernelSize[1]];
+    for (const [what, v] of [
+      ['inChannels', inChannels],
+      ['outChannels', outChannels],
+      ['kernelSize', k[0]],
+      ['kernelSize', k[1]],
+      ['groups', groups],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 1)
+        throw new OpError('ConvTranspose2d', `${what} must be a positive integer, got ${v}`);
+    }
+    if (inChannels % groups || outChannels % groups)
+      throw new OpError(
+        'ConvTranspose2d',
+        `inChannels ${inChannels} and outChannels ${outChannels} must both be divisible by groups ${groups}`,
+      );
+    this.kernelSize = k;
+    const { stride, padding, dilation, outputPadding } = opts;
+    this.conv = { stride, padding, dilation, outputPadding, groups };
+    const bound = 1 / Math.sqrt((outChannels / groups) * k[0] * k[1]);
+    const init = { low: -bound, high: bound, device: opts.device, dtype: opts.dtype, generator: opts.generator };
+    this.weight = this.param(rand([inChannels, outChannels / groups, k[0], k[1]], init));
+    this.bias = (opts.bias ?? true) ? this.param(rand([outChannels], init)) : null;
+  }
+
+  /** (N, inChannels, H, W) -> (N, outChannels, OH, OW), OH = (H - 1) * stride - 2 * padding + dilation * (KH - 1) + outputPadding + 1. */
+  forward(x: Tensor): Tensor {
+    if (x.ndim !== 4 || x.shape[1] !== this.inChannels)
+      throw new OpError(
+        'ConvTranspose2d',
+        `input ${fmtShape(x.shape)} must be (N, ${this.inChannels}, H, W) for weight ${fmtShape(this.weight.shape)}`,
+      );
+    return convTranspose2d(x, this.weight, this.bias, this.conv);
+  }
+}
+
 /** Options of `BatchNorm2d`. */
 export interface BatchNorm2dOptions {
   eps?: number;
@@ -92,6 +157,14 @@ export interface BatchNorm2dOptions {
   trackRunningStats?: boolean;
   device?: FactoryOptions['device'];
   dtype?: FactoryOptions['dtype'];
+}
+
+/** What `BatchNorm2d.forward` can fuse into its normalize kernel. */
+export interface BatchNormFuse {
+  /** Added after the affine map (ResNet's shortcut), same shape as the input. */
+  residual?: Tensor | null;
+  /** Apply ReLU last. */
+  relu?: boolean;
 }
 
 /**
@@ -133,8 +206,11 @@ export class BatchNorm2d extends Module {
     }
   }
 
-  /** (N, C, H, W) -> same shape. */
-  forward(x: Tensor): Tensor {
+  /**
+   * (N, C, H, W) -> same shape. `fuse` adds a residual (x's shape) and/or applies ReLU inside the
+   * normalize kernel: relu(bn(x) + residual), one dispatch instead of up to three.
+   */
+  forward(x: Tensor, fuse: BatchNormFuse = {}): Tensor {
     if (x.ndim !== 4 || x.shape[1] !== this.numFeatures)
       throw new OpError('BatchNorm2d', `input ${fmtShape(x.shape)} must be (N, ${this.numFeatures}, H, W)`);
     const useBatchStats = this.training || !this.running_mean;
@@ -146,6 +222,8 @@ export class BatchNorm2d extends Module {
       training: useBatchStats,
       momentum: this.momentum,
       eps: this.eps,
+      residual: fuse.residual ?? null,
+      relu: fuse.relu ?? false,
     });
   }
 }

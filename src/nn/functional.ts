@@ -23,7 +23,7 @@ import {
 } from '../tensor/index.js';
 
 // the convolutional functions are single tensor ops; F re-exports them as torch.nn.functional has them
-export { conv2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batchNorm } from '../tensor/index.js';
+export { conv2d, convTranspose2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batchNorm } from '../tensor/index.js';
 
 /** How a loss combines its per-element values. */
 export type Reduction = 'mean' | 'sum' | 'none';

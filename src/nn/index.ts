@@ -16,13 +16,16 @@ export {
 export { CausalSelfAttention, KVCache, type CausalSelfAttentionOptions } from './attention.js';
 export {
   Conv2d,
+  ConvTranspose2d,
   BatchNorm2d,
   MaxPool2d,
   AvgPool2d,
   AdaptiveAvgPool2d,
   Flatten,
   type Conv2dLayerOptions,
+  type ConvTranspose2dLayerOptions,
   type BatchNorm2dOptions,
+  type BatchNormFuse,
 } from './conv.js';
 export { autocast, autocastDType, autocastOperand } from './autocast.js';
 export * as F from './functional.js';

@@ -69,9 +69,12 @@ export type KernelOp =
   | 'avgPool2dBackward' // gy (N, C, OH, OW) -> gx (N, C, H, W) (the output shape gives H and W)
   // batch normalization of x viewed as (N, C, L), per channel over N and L (see tensor/batchnorm.ts)
   | 'batchNormStats' // x -> (2, C) f32: [mean; biased variance], two passes per channel
-  | 'batchNorm' // (x, mean (C), var (C), weight (C) or 1, bias (C) or 0) -> (x - mean) * rsqrt(var + eps) * w + b
+  | 'batchNorm' // (x, mean (C), var (C), weight (C) or 1, bias (C) or 0[, residual]) -> [relu]((x - mean) * rsqrt(var + eps) * w + b [+ residual])
   | 'batchNormParamsBackward' // (x, mean, var, gy) -> (2, C): [sum gy * xhat; sum gy] over N and L
-  | 'batchNormBackward'; // (x, mean, var, w or 1, gy, sums (2, C) or 0) -> gx = w rstd (gy - (s1 + xhat s0) / NL)
+  | 'batchNormBackward' // (x, mean, var, w or 1, gy, sums (2, C) or 0) -> gx = w rstd (gy - (s1 + xhat s0) / NL)
+  // fused attention forward (see tensor/attention.ts): (q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv)), same
+  // batch dims and float dtype, any strides -> softmax(causal(q k^T * scale)) v (..., Tq, hv); aux: row lse (..., Tq) f32
+  | 'attention';
 
 /** Ops that only re-describe storage (shape/strides/offset) and run no kernel. */
 export type ViewOp = 'reshape' | 'permute' | 'slice' | 'expand';
@@ -104,7 +107,8 @@ export interface AttrMap {
   layerNorm: { eps: number };
   layerNormBackward: Record<string, never>;
   layerNormParamsBackward: Record<string, never>;
-  conv2d: Conv2dAttrs;
+  /** `activation: 'relu'` clamps the output (after the bias) at 0 in the kernel's store. */
+  conv2d: Conv2dAttrs & { activation?: 'relu' };
   conv2dBackwardInput: Conv2dAttrs & { inputSize: [number, number] };
   conv2dBackwardWeight: Conv2dAttrs & { kernelSize: [number, number] };
   maxPool2d: MaxPool2dAttrs;
@@ -112,10 +116,16 @@ export interface AttrMap {
   avgPool2d: AvgPool2dAttrs;
   avgPool2dBackward: AvgPool2dAttrs;
   batchNormStats: Record<string, never>;
-  /** `training`: mean and var are x's own batch statistics, so the gradient rule differentiates through them. */
-  batchNorm: { eps: number; training: boolean };
+  /**
+   * `training`: mean and var are x's own batch statistics, so the gradient rule differentiates through them.
+   * `residual`: a sixth input r (N, C, L) is added after the affine map; `relu`: the sum is clamped at 0
+   * (y = relu(bn(x) + r), ResNet's block tail in one kernel). Both default to false.
+   */
+  batchNorm: { eps: number; training: boolean; relu?: boolean; residual?: boolean };
   batchNormParamsBackward: { eps: number };
   batchNormBackward: { eps: number };
+  /** `causal`: query i sees keys j <= i + causal (the softmax's meaning); null: every key. */
+  attention: { scale: number; causal: number | null };
   reshape: { shape: number[] };
   permute: { dims: number[] };
   slice: { axis: number; start: number; end: number; step: number };

@@ -12,6 +12,8 @@ export interface SaveSpec {
    * reuses instead of recomputing) and the graph keeps them; they are never returned to the user.
    */
   readonly aux?: boolean;
+  /** Save the output also when this says so for the op's attributes (batchNorm with its fused ReLU). */
+  readonly outputIf?: (attrs: unknown) => boolean;
 }
 
 const none: SaveSpec = { inputs: [], output: false };
@@ -36,10 +38,17 @@ export const SAVES: Readonly<Record<OpCode, SaveSpec | null>> = {
   crossEntropyRows: { inputs: [0, 1], output: false, aux: true }, layerNorm: { inputs: [0, 1], output: false, aux: true },
   // backward-only kernels: their results carry no graph (double backward is not supported)
   crossEntropyRowsBackward: null, layerNormBackward: null, layerNormParamsBackward: null,
-  conv2d: xy, conv2dBackwardInput: null, conv2dBackwardWeight: null,
+  // conv2dBackwardInput is differentiable: it is conv_transpose2d's forward (see tensor/conv.ts)
+  // conv2d with a fused ReLU (attrs.activation) also keeps its output, the gradient mask y > 0
+  conv2d: { inputs: [0, 1], output: false, outputIf: (a) => (a as { activation?: string }).activation === 'relu' },
+  conv2dBackwardInput: xy, conv2dBackwardWeight: null,
   // pooling: max keeps its argmax (aux), avg needs only shapes; batch norm keeps x, mean, var and weight
   maxPool2d: { inputs: [], output: false, aux: true }, avgPool2d: none, maxPool2dBackward: null, avgPool2dBackward: null,
-  batchNorm: { inputs: [0, 1, 2, 3], output: false }, batchNormStats: null, batchNormParamsBackward: null,
+  // a fused ReLU (attrs.relu) also keeps the output: its gradient mask is y > 0
+  batchNorm: { inputs: [0, 1, 2, 3], output: false, outputIf: (a) => (a as { relu?: boolean }).relu === true },
+  batchNormStats: null, batchNormParamsBackward: null,
   batchNormBackward: null,
+  // fused attention keeps q, k, v (its backward recomputes the probabilities) and the row lse (aux)
+  attention: { inputs: [0, 1, 2], output: false, aux: true },
   reshape: none, permute: none, slice: none, expand: none,
 }; // prettier-ignore

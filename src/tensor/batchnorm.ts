@@ -19,6 +19,10 @@ export interface BatchNormOptions {
   momentum?: number;
   /** Added to the variance before the square root. Default 1e-5. */
   eps?: number;
+  /** Added to the normalized output in the same kernel (x's shape and dtype): ResNet's shortcut. */
+  residual?: Tensor | null;
+  /** Apply ReLU to the result in the same kernel (after the residual). Default false. */
+  relu?: boolean;
 }
 
 function check(ok: boolean, what: () => string): void {
@@ -27,7 +31,8 @@ function check(ok: boolean, what: () => string): void {
 
 /**
  * Batch normalization of x (N, C, *) per channel, as torch.nn.functional.batch_norm: y = (x - mean) /
- * sqrt(var + eps) * weight + bias with weight and bias (C) tensors of x's dtype or null (1 and 0). When
+ * sqrt(var + eps) * weight + bias with weight and bias (C) tensors of x's dtype or null (1 and 0), then
+ * optionally + opts.residual and relu (opts.relu), all in the one normalize kernel. When
  * `training`, mean and var are the batch's (biased variance) and runningMean / runningVar, when given,
  * are updated in place to (1 - momentum) * running + momentum * batch statistic (the variance unbiased);
  * otherwise the running statistics (float (C) tensors, required) are used. Gradients flow to x, weight
@@ -73,7 +78,18 @@ export function batchNorm(
     (runningMean === null) === (runningVar === null),
     () => 'runningMean and runningVar must be given together (or both null)',
   );
+  const res = opts.residual ?? null;
+  if (res) {
+    res.assertLive('batchNorm');
+    check(
+      res.dtype === x.dtype && res.ndim === x.ndim && res.shape.every((d, i) => d === x.shape[i]),
+      () => `residual must be ${x.dtype} ${fmtShape(x.shape)} like the input, got ${res.dtype} ${fmtShape(res.shape)}`,
+    );
+  }
+  const fused = { relu: opts.relu === true, residual: res !== null };
   const x3 = reshape(x, [n, c, l]); // (N, C, L), a view when x's strides allow
+  const r3 = res ? reshape(res, [n, c, l]) : null;
+  const tail = r3 ? [r3] : [];
   let y3: Tensor;
   if (opts.training) {
     check(n * l > 1, () => `expected more than 1 value per channel when training, got input ${fmtShape(x.shape)}`);
@@ -85,8 +101,8 @@ export function batchNorm(
     }
     y3 = runKernel(
       'batchNorm',
-      [x3, mean, variance, weight ?? 1, bias ?? 0],
-      { eps, training: true },
+      [x3, mean, variance, weight ?? 1, bias ?? 0, ...tail],
+      { eps, training: true, ...fused },
       x3.shape,
       x.dtype,
     );
@@ -96,11 +112,13 @@ export function batchNorm(
       runningMean !== null && runningVar !== null,
       () => 'runningMean and runningVar are required in evaluation mode (training: false)',
     );
-    const attrs = { eps, training: false };
-    y3 = runKernel('batchNorm', [x3, runningMean!, runningVar!, weight ?? 1, bias ?? 0], attrs, x3.shape, x.dtype);
+    const attrs = { eps, training: false, ...fused };
+    const ins = [x3, runningMean!, runningVar!, weight ?? 1, bias ?? 0, ...tail];
+    y3 = runKernel('batchNorm', ins, attrs, x3.shape, x.dtype);
   }
   const y = reshape(y3, x.shape);
   x3.dispose();
+  r3?.dispose();
   y3.dispose();
   return y;
 }

@@ -140,7 +140,7 @@ function record(op: OpCode, inputs: readonly Input[], attrs: unknown, out: Tenso
     metas.push({ shape: x.shape, dtype: x.dtype });
     saved.push(save.inputs.includes(i) ? saveTensor(x, op) : null);
   });
-  const savedOut = save.output ? saveTensor(out, op) : null;
+  const savedOut = save.output || save.outputIf?.(attrs) ? saveTensor(out, op) : null;
   const savedAux = save.aux ? aux.map((a) => saveTensor(a, op)) : [];
   const scalars = inputs.map((x) => (typeof x === 'number' ? x : null));
   out.setGradFn(new Node(op, attrs, next, metas, saved, savedOut, scalars, out.shape, out.dtype, savedAux));

@@ -19,7 +19,15 @@ export * from './reduce.js';
 export * from './views.js';
 export * from './indexing.js';
 export { matmul } from './linalg.js';
-export { conv2d, conv2dAttrs, conv2dBackwardInput, conv2dBackwardWeight, type Conv2dOptions } from './conv.js';
+export {
+  conv2d,
+  conv2dAttrs,
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  convTranspose2d,
+  type Conv2dOptions,
+  type ConvTranspose2dOptions,
+} from './conv.js';
 export { packTensors, moveInto, contiguousRuns } from './flat.js';
 export { adamwUpdate_ } from './optimstep.js';
 export * from './fused.js';

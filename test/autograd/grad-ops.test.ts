@@ -614,6 +614,20 @@ add(
   },
 );
 
+// conv_transpose2d runs as conv2d's input-gradient op, differentiable for it: the reference is the adjoint
+add(
+  'convTranspose2d [2, 4, 3, 2] * [4, 3, 3, 2], stride (2, 1), padding (1, 0), outputPadding (1, 0), dilation (1, 2), groups 2',
+  ['conv2dBackwardInput'],
+  (rng) => {
+    const p: OC.ConvParams = { stride: [2, 1], padding: [1, 0], dilation: [1, 2], groups: 2 };
+    return {
+      inputs: [uniform(rng, [2, 4, 3, 2]), uniform(rng, [4, 3, 3, 2])],
+      forward: (xs) => F.convTranspose2d(x0(xs), x1(xs), null, { ...p, outputPadding: [1, 0] }),
+      reference: (xs) => OC.conv2dGradInput(n0(xs), n1(xs), [2, 6, 6, 4], p),
+    };
+  },
+);
+
 // ---------------------------------------------------------------- pooling and batch norm (tensor/pool.ts, tensor/batchnorm.ts)
 add('maxPool2d [2, 2, 5, 6] kernel (3, 2), stride 2, padding 1, dilation (1, 2), ceil mode', ['maxPool2d'], (rng) => {
   const g: OP.PoolGeometry = { kernel: [3, 2], stride: [2, 2], padding: [1, 1], dilation: [1, 2], ceilMode: true };
@@ -641,6 +655,12 @@ add('batchNorm training [3, 2, 4] with weight and bias', ['batchNorm'], (rng) =>
   inputs: [uniform(rng, [3, 2, 4], -2, 2), uniform(rng, [2], 0.5, 1.5), uniform(rng, [2])],
   forward: (xs) => batchNorm(x0(xs), null, null, x1(xs), xs[2]!, { training: true, eps: 1e-3 }),
   reference: (xs) => OB.batchNormTrain(n0(xs), n1(xs), xs[2]!, 1e-3),
+}));
+add('batchNorm training [3, 2, 4] fused: relu(bn(x) + residual)', ['batchNorm'], (rng) => ({
+  inputs: [uniform(rng, [3, 2, 4], -2, 2), uniform(rng, [2], 0.5, 1.5), uniform(rng, [2]), uniform(rng, [3, 2, 4])],
+  forward: (xs) =>
+    batchNorm(x0(xs), null, null, x1(xs), xs[2]!, { training: true, eps: 1e-3, residual: xs[3]!, relu: true }),
+  reference: (xs) => O.unary('relu', O.add(OB.batchNormTrain(n0(xs), n1(xs), xs[2]!, 1e-3), xs[3]!)),
 }));
 add('batchNorm eval [4, 3] with running statistics and weight', ['batchNorm'], (rng) => {
   const [rm, rv] = [uniform(rng, [3]), uniform(rng, [3], 0.5, 2)];

@@ -56,8 +56,17 @@ export function batchNormStats(inputs: readonly Operand[], out: TensorSpec): voi
   }
 }
 
-/** Inputs: x (N, C, L), mean (C), var (C), weight (C) or scalar, bias (C) or scalar. Writes y (N, C, L). */
-export function batchNorm(inputs: readonly Operand[], out: TensorSpec, eps: number): void {
+/**
+ * Inputs: x (N, C, L), mean (C), var (C), weight (C) or scalar, bias (C) or scalar[, residual (N, C, L)
+ * when `residual`]. Writes y (N, C, L) = the affine map, plus the residual, clamped at 0 when `relu`.
+ */
+export function batchNorm(
+  inputs: readonly Operand[],
+  out: TensorSpec,
+  eps: number,
+  relu = false,
+  residual = false,
+): void {
   const x = inputs[0] as TensorSpec;
   const [n, c, l] = x.shape as [number, number, number];
   const mean = perChannel(inputs[1]!, c, 1);
@@ -67,6 +76,9 @@ export function batchNorm(inputs: readonly Operand[], out: TensorSpec, eps: numb
   const src = view(x.buffer, x.dtype);
   const dst = view(out.buffer, out.dtype);
   const row = scratchF64(0, l);
+  const r = residual ? (inputs[5] as TensorSpec) : null;
+  const rs = r ? view(r.buffer, r.dtype) : null;
+  const rrow = r ? scratchF64(6, l) : null;
   for (let ni = 0; ni < n; ni++) {
     for (let ci = 0; ci < c; ci++) {
       // y = x * scale + shift, the affine map folded per channel
@@ -74,6 +86,11 @@ export function batchNorm(inputs: readonly Operand[], out: TensorSpec, eps: numb
       const shift = b[ci]! - mean[ci]! * scale;
       readRow(x, src, ni, ci, row);
       for (let j = 0; j < l; j++) row[j] = row[j]! * scale + shift;
+      if (r && rrow) {
+        readRow(r, rs!, ni, ci, rrow);
+        for (let j = 0; j < l; j++) row[j] = row[j]! + rrow[j]!;
+      }
+      if (relu) for (let j = 0; j < l; j++) row[j] = Math.max(row[j]!, 0);
       writeF64(row, 0, l, dst, out.dtype, out.offset + (ni * c + ci) * l, 1);
     }
   }

@@ -74,11 +74,12 @@ const allF32 = (ts: readonly TensorSpec[]): boolean => ts.every((t) => t.dtype =
 export function conv2d(inputs: readonly Operand[], out: TensorSpec, attrs: AttrMap['conv2d']): void {
   const [x, w, b] = inputs as [TensorSpec, TensorSpec, TensorSpec | undefined];
   const g = geometry(x.shape, w.shape, attrs);
+  const relu = attrs.activation === 'relu';
   if (allF32([x, w, out, ...(b ? [b] : [])]) && macs(g) >= FAST_MIN_MACS) {
-    if (isPointwise(g) && pointwiseForward(g, x, w, b, out)) return;
-    if (wasmConv('forward', g, [x, w, b ?? null], out)) return;
+    if (isPointwise(g) && pointwiseForward(g, x, w, b, out, relu)) return;
+    if (wasmConv('forward', g, [x, w, b ?? null], out, relu)) return;
   }
-  directForward(g, reader(x), reader(w), b ? reader(b) : null, out);
+  directForward(g, reader(x), reader(w), b ? reader(b) : null, out, relu);
 }
 
 /** gx = conv2dBackwardInput(gy, w): the input gradient, (N, C, H, W). */
@@ -107,9 +108,17 @@ export function conv2dBackwardWeight(
 
 /**
  * A 1x1 stride-1 unpadded convolution is, per image and group, the product W[g] (Og x Cg) @ X[n, g]
- * (Cg x H*W) written straight into Y[n, g] (Og x H*W): the matmul GEMM, bias added after.
+ * (Cg x H*W) written straight into Y[n, g] (Og x H*W): the matmul GEMM, bias and ReLU applied after in
+ * one pass over the output.
  */
-function pointwiseForward(g: ConvGeom, x: TensorSpec, w: TensorSpec, b: TensorSpec | undefined, out: TensorSpec) {
+function pointwiseForward(
+  g: ConvGeom,
+  x: TensorSpec,
+  w: TensorSpec,
+  b: TensorSpec | undefined,
+  out: TensorSpec,
+  relu: boolean,
+) {
   const X = view(x.buffer, 'float32');
   const W = view(w.buffer, 'float32');
   const Y = view(out.buffer, 'float32');
@@ -122,13 +131,14 @@ function pointwiseForward(g: ConvGeom, x: TensorSpec, w: TensorSpec, b: TensorSp
       if (!wasmGemm(g.og, p, g.cg, am, bm, om)) gemm(g.og, p, g.cg, am, bm, om);
     }
   }
-  if (b) {
-    const B = view(b.buffer, 'float32');
+  if (b || relu) {
+    const B = b ? view(b.buffer, 'float32') : null;
     for (let n = 0; n < g.n; n++) {
       for (let o = 0; o < g.o; o++) {
-        const bv = B[b.offset + o]!;
+        const bv = B ? B[b!.offset + o]! : 0;
         const base = out.offset + (n * g.o + o) * p;
-        for (let i = 0; i < p; i++) Y[base + i]! += bv;
+        if (relu) for (let i = 0; i < p; i++) Y[base + i] = Math.max(Y[base + i]! + bv, 0);
+        else for (let i = 0; i < p; i++) Y[base + i]! += bv;
       }
     }
   }
@@ -137,7 +147,7 @@ function pointwiseForward(g: ConvGeom, x: TensorSpec, w: TensorSpec, b: TensorSp
 }
 
 /** Direct loops: each output plane accumulates weight x shifted input rows in float64. */
-function directForward(g: ConvGeom, x: Reader, w: Reader, b: Reader | null, out: TensorSpec): void {
+function directForward(g: ConvGeom, x: Reader, w: Reader, b: Reader | null, out: TensorSpec, relu = false): void {
   const { h, w: wd, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, cg, og } = g;
   const plane = oh * ow;
   const acc = new Float64Array(plane);
@@ -164,6 +174,7 @@ function directForward(g: ConvGeom, x: Reader, w: Reader, b: Reader | null, out:
             }
           }
         }
+        if (relu) for (let q = 0; q < plane; q++) acc[q] = Math.max(acc[q]!, 0);
         store(out, (n * g.o + o) * plane, acc);
       }
     }

@@ -156,13 +156,15 @@ const DW_EXPORTS: Record<ConvKind, string> = {
 /**
  * Runs one conv2d kernel (inputs: forward [x, w, bias|null], backwardInput [gy, w], backwardWeight
  * [x, gy], all contiguous float32) on the WASM path; false, having written nothing, when the module is
- * off or one image does not fit its memory.
+ * off or one image does not fit its memory. `relu` (forward): clamps each chunk's output at 0 as it is
+ * copied out, while it is still in cache.
  */
 export function wasmConv(
   kind: ConvKind,
   g: ConvGeom,
   inputs: readonly (TensorSpec | null)[],
   out: TensorSpec,
+  relu = false,
 ): boolean {
   const host = wasmKernelHost();
   const dw = isDepthwise(g);
@@ -234,7 +236,11 @@ export function wasmConv(
       if (!dw) run('convSumSlices', sum, g.o, 24);
     } else {
       const per2 = kind === 'forward' ? g.o * p : chw;
-      f32(out).set(mem.subarray(o, o + ni * per2), out.offset + n0 * per2);
+      const Y = f32(out);
+      const at = out.offset + n0 * per2;
+      Y.set(mem.subarray(o, o + ni * per2), at);
+      // NaN < 0 is false: NaNs pass through, as torch's relu
+      if (relu && kind === 'forward') for (let i = at, e = at + ni * per2; i < e; i++) if (Y[i]! < 0) Y[i] = 0;
     }
   }
   if (kind === 'backwardWeight') f32(out).set(mem.subarray(dw ? o : gw, (dw ? o : gw) + g.o * k), out.offset);

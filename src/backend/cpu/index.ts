@@ -99,7 +99,7 @@ const KERNELS: { [K in KernelOp]: CpuKernel<K> } = {
   avgPool2d: (i, o, a) => avgPool2d(i, o, a),
   avgPool2dBackward: (i, o, a) => avgPool2dBackward(i, o, a),
   batchNormStats: (i, o) => batchNormStats(i, o),
-  batchNorm: (i, o, a) => batchNorm(i, o, a.eps),
+  batchNorm: (i, o, a) => batchNorm(i, o, a.eps, a.relu === true, a.residual === true),
   batchNormParamsBackward: (i, o, a) => batchNormParamsBackward(i, o, a.eps),
   batchNormBackward: (i, o, a) => batchNormBackward(i, o, a.eps),
   conv2d: (i, o, a) => conv2d(i, o, a),

@@ -136,8 +136,10 @@ export const batchNormParamsBackward: WebGPUKernel<'batchNormParamsBackward'> = 
 };
 
 /**
- * The elementwise kernels: normalize (y = (x - mean) * rstd * w + b) or, with `gd` set, the input
- * gradient w * rstd * (gy - (sums[1] + xhat * sums[0]) / (N L)); `sd` null means the sums are 0.
+ * The elementwise kernels: normalize (y = (x - mean) * rstd * w + b, plus the residual when `rd` is
+ * set, then max(., 0) when `relu`) or, with `gd` set, the input gradient w * rstd * (gy - (sums[1] +
+ * xhat * sums[0]) / (N L)); `sd` null means the sums are 0. The residual (forward only) uses gy's
+ * uniform slots for its strides and offset.
  */
 function mapProgram(
   xd: DType,
@@ -148,21 +150,27 @@ function mapProgram(
   gd: DType | null,
   sd: DType | null,
   od: DType,
+  rd: DType | null = null,
+  relu = false,
 ): WgslProgram {
-  const key = `batchNorm${gd ? 'Backward' : ''}_${[xd, md, vd, wd, bd, gd, sd, od].map((d) => d ?? 's').join('_')}`;
+  const dts = [xd, md, vd, wd, bd, gd, sd, od, rd].map((d) => d ?? 's').join('_');
+  const key = `batchNorm${gd ? 'Backward' : ''}_${dts}${relu ? '_relu' : ''}`;
   return cachedProgram(key, () => {
     let b = 0;
     const decl = [storageDecl(b++, 'X', xd, true), storageDecl(b++, 'MU', md, true), storageDecl(b++, 'VA', vd, true)];
     if (wd) decl.push(storageDecl(b++, 'W', wd, true));
     if (bd) decl.push(storageDecl(b++, 'B', bd, true));
+    if (rd) decl.push(storageDecl(b++, 'R', rd, true));
     if (gd) decl.push(storageDecl(b++, 'G', gd, true));
     if (sd) decl.push(storageDecl(b++, 'S', sd, true));
     decl.push(storageDecl(b++, 'O', od, false), uniformDecl(b, U_WORDS));
     const sum = (k: number) =>
       sd ? load('S', `${uU32(U_SUMS + 2)} + ${k}u * ${uU32(U_SUMS)} + c * ${uU32(U_SUMS + 1)}`, sd, 'float32') : '0.0';
-    const value = gd
+    let value = gd
       ? `k * (${elem('G', gd, U_GS, U_GOFF, 'c', 'j')} - (${sum(1)} + xh * ${sum(0)}) / f32(${uU32(U_M)}))`
       : `xh * ${chan('W', wd, U_W, 'c')} + ${chan('B', bd, U_B, 'c')}`;
+    if (rd) value = `${value} + ${elem('R', rd, U_GS, U_GOFF, 'c', 'j')}`;
+    if (relu) value = `max(${value}, 0.0)`;
     const body = `if (gi >= ${uU32(U_COUNT)}) { return; }
   let l = gi % ${uU32(U_L)};
   let c = (gi / ${uU32(U_L)}) % ${uU32(U_C)};
@@ -171,12 +179,20 @@ function mapProgram(
   let xh = (${elem('X', xd, U_XS, U_XOFF, 'c', 'j')} - ${chan('MU', md, U_MEAN, 'c')}) * rstd;
   let k = ${gd ? `${chan('W', wd, U_W, 'c')} * rstd` : '0.0'};
   ${store('O', `${uU32(U_OOFF)} + gi`, od, value)}`;
-    return `${enables([xd, md, vd, od, ...[wd, bd, gd, sd].filter((d): d is DType => d !== null)])}${decl.join('')}${entry1d(WORKGROUP_SIZE, body)}`;
+    return `${enables([xd, md, vd, od, ...[wd, bd, gd, sd, rd].filter((d): d is DType => d !== null)])}${decl.join('')}${entry1d(WORKGROUP_SIZE, body)}`;
   });
 }
 
-function elementwise(inputs: readonly Operand[], out: TensorSpec, eps: number, ctx: KernelContext, backward: boolean) {
+function elementwise(
+  inputs: readonly Operand[],
+  out: TensorSpec,
+  eps: number,
+  ctx: KernelContext,
+  backward: boolean,
+  fused: { relu?: boolean; residual?: boolean } = {},
+) {
   const x = inputs[0] as TensorSpec;
+  const res = !backward && fused.residual ? (inputs[5] as TensorSpec) : null;
   const [mu, va] = [inputs[1] as TensorSpec, inputs[2] as TensorSpec];
   const w = tensorOf(inputs[3]!);
   const b = backward ? null : tensorOf(inputs[4]!);
@@ -189,6 +205,7 @@ function elementwise(inputs: readonly Operand[], out: TensorSpec, eps: number, c
   perChannel(u, inputs[3]!, U_W);
   if (!backward) perChannel(u, inputs[4]!, U_B);
   if (gy) u.u32Array(U_GS, [...gy.strides, gy.offset]);
+  if (res) u.u32Array(U_GS, [...res.strides, res.offset]);
   if (sums) u.u32Array(U_SUMS, [sums.strides[0]!, sums.strides[1]!, sums.offset]);
   const program = mapProgram(
     x.dtype,
@@ -199,22 +216,34 @@ function elementwise(inputs: readonly Operand[], out: TensorSpec, eps: number, c
     gy?.dtype ?? null,
     sums?.dtype ?? null,
     out.dtype,
+    res?.dtype ?? null,
+    !backward && fused.relu === true,
   );
   return [
     {
       program,
-      buffers: [...bind(x), ...bind(mu), ...bind(va), ...bind(w), ...bind(b), ...bind(gy), ...bind(sums)].concat(
-        bind(out, false),
-      ),
+      buffers: [
+        ...bind(x),
+        ...bind(mu),
+        ...bind(va),
+        ...bind(w),
+        ...bind(b),
+        ...bind(res),
+        ...bind(gy),
+        ...bind(sums),
+      ].concat(bind(out, false)),
       uniforms: u.words,
       workgroups: grid(Math.ceil(count / WORKGROUP_SIZE), ctx.limits.maxComputeWorkgroupsPerDimension),
     },
   ];
 }
 
-/** batchNorm: inputs x (N, C, L), mean (C), var (C), weight (C) or scalar, bias (C) or scalar -> y. */
+/**
+ * batchNorm: inputs x (N, C, L), mean (C), var (C), weight (C) or scalar, bias (C) or scalar[, residual
+ * (N, C, L)] -> y, with the residual added and ReLU applied when the attributes say so.
+ */
 export const batchNorm: WebGPUKernel<'batchNorm'> = (inputs, out, a, ctx) =>
-  elementwise(inputs, out, a.eps, ctx, false);
+  elementwise(inputs, out, a.eps, ctx, false, a);
 
 /** batchNormBackward: inputs x, mean, var, weight or scalar, gy (N, C, L), sums (2, C) or scalar 0 -> gx. */
 export const batchNormBackward: WebGPUKernel<'batchNormBackward'> = (inputs, out, a, ctx) =>

@@ -163,12 +163,14 @@ export interface GemmVariant {
   readonly out: DType;
   /** Dtype of the fused bias input (bound between B and the output), or null. */
   readonly bias: DType | null;
+  /** Clamp each stored value (after the bias) at 0: conv2d's fused ReLU. Default false. */
+  readonly relu?: boolean;
 }
 
 /** The cached program of a GEMM variant. */
 export function gemmProgram(v: GemmVariant): WgslProgram {
   const t = v.tile;
-  const key = `conv2d.gemm_${t.bm}x${t.bn}x${t.bk}_${t.tm}x${t.tn}_${v.a}_${v.b}_${v.out}_${v.bias ?? 'nobias'}`;
+  const key = `conv2d.gemm_${t.bm}x${t.bn}x${t.bk}_${t.tm}x${t.tn}_${v.a}_${v.b}_${v.out}_${v.bias ?? 'nobias'}${v.relu ? '_relu' : ''}`;
   return cachedProgram(key, () => gemmSource(v));
 }
 
@@ -199,7 +201,8 @@ function gemmSource(v: GemmVariant): string {
     for (let c = 0; c < tn; c++) {
       acc.push(`var c${r}_${c} = 0.0;`);
       fma.push(`c${r}_${c} = fma(a${r}, b${c}, c${r}_${c});`);
-      row.push(`if (j${c} < ${u('N')}) { ${store('O', `mo + q${c}`, v.out, `c${r}_${c} + bv`)} }`);
+      const value = v.relu ? `max(c${r}_${c} + bv, 0.0)` : `c${r}_${c} + bv`;
+      row.push(`if (j${c} < ${u('N')}) { ${store('O', `mo + q${c}`, v.out, value)} }`);
     }
     const bias = v.bias ? load('BIAS', `${u('BIAS_OFF')} + grp * ${u('M')} + m`, v.bias, 'float32') : '0.0';
     stores.push(`{ let m = row0 + ${r * rows}u; if (m < ${u('M')}) {

@@ -34,14 +34,17 @@ interface Bias {
 
 const numel = (t: TensorSpec): number => t.shape.reduce((x, y) => x * y, 1);
 
-/** Adds the split-K partials: out[oOff + i] = sum_s P[s * numel + i] (+ bias[(i / plane) % channels]). */
-function finishProgram(out: DType, bias: DType | null): WgslProgram {
-  return cachedProgram(`conv2d.splitk_${out}_${bias ?? 'nobias'}`, () => {
+/**
+ * Adds the split-K partials: out[oOff + i] = sum_s P[s * numel + i] (+ bias[(i / plane) % channels]),
+ * clamped at 0 when `relu` (the forward's fused activation).
+ */
+function finishProgram(out: DType, bias: DType | null, relu: boolean): WgslProgram {
+  return cachedProgram(`conv2d.splitk_${out}_${bias ?? 'nobias'}${relu ? '_relu' : ''}`, () => {
     const bv = bias ? load('BIAS', `${uU32(3)} + (gi / ${uU32(4)}) % ${uU32(5)}`, bias, 'float32') : '0.0';
     const body = `if (gi >= ${uU32(0)}) { return; }
 var s = ${bv};
 for (var k = 0u; k < ${uU32(1)}; k = k + 1u) { s = s + P[k * ${uU32(0)} + gi]; }
-${store('O', `${uU32(2)} + gi`, out, 's')}`;
+${store('O', `${uU32(2)} + gi`, out, relu ? 'max(s, 0.0)' : 's')}`;
     const decl = [storageDecl(0, 'P', 'float32', true)];
     if (bias) decl.push(storageDecl(1, 'BIAS', bias, true));
     decl.push(storageDecl(decl.length, 'O', out, false), uniformDecl(decl.length + 1, 6));
@@ -60,6 +63,7 @@ function gemmDispatches(
   out: TensorSpec,
   bias: Bias | null,
   ctx: KernelContext,
+  relu = false,
 ): Dispatch[] {
   const total = numel(out);
   if (total === 0) return [];
@@ -77,7 +81,14 @@ function gemmDispatches(
     u.u32(S.A_OFF, p.a.offset + p.aShift).u32(S.B_OFF, p.b.offset);
     u.u32(S.O_OFF, dest.offset + p.oShift).u32(S.O_SS, total);
     if (fused) u.u32(S.BIAS_OFF, fused.t.offset);
-    const program = gemmProgram({ tile, a: p.a.dtype, b: p.b.dtype, out: dest.dtype, bias: fused?.t.dtype ?? null });
+    const program = gemmProgram({
+      tile,
+      a: p.a.dtype,
+      b: p.b.dtype,
+      out: dest.dtype,
+      bias: fused?.t.dtype ?? null,
+      relu: relu && !split, // split-K partials stay raw; the finishing pass clamps their sum
+    });
     return {
       program,
       buffers: [
@@ -94,7 +105,7 @@ function gemmDispatches(
   const fu = new UniformWords(6).u32Array(0, [total, plan.splits, out.offset, bias?.t.offset ?? 0]);
   fu.u32Array(4, [Math.max(1, bias?.plane ?? 1), Math.max(1, bias?.channels ?? 1)]);
   dispatches.push({
-    program: finishProgram(out.dtype, bias?.t.dtype ?? null),
+    program: finishProgram(out.dtype, bias?.t.dtype ?? null, relu),
     buffers: [
       { buffer: dest.buffer, readOnly: true },
       ...(bias ? [{ buffer: bias.t.buffer, readOnly: true }] : []),
@@ -174,7 +185,8 @@ export const conv2d: WebGPUKernel<'conv2d'> = (inputs, out, attrs, ctx) => {
     oShift: 0,
     maps,
   };
-  return gemmDispatches([part], q.g, out, b ? { t: b, channels: q.o, plane: p } : null, ctx);
+  const bias = b ? { t: b, channels: q.o, plane: p } : null;
+  return gemmDispatches([part], q.g, out, bias, ctx, attrs.activation === 'relu');
 };
 
 /**
