@@ -403,6 +403,8 @@ export { dwForward, dwBackwardInput, dwBackwardWeight } from './depthwise';
 // Small-M matmul streaming B without packing (wasm/gemv.ts).
 export { gemvRows, gemvCols } from './gemv';
 // softmax / logSoftmax and layerNorm forward and backward rows (wasm/rows.ts).
-export { softmaxRows, layerNormRows, layerNormBackRows } from './rows';
+export { softmaxRows, softmaxRowsJob, layerNormRows, layerNormBackRows } from './rows';
 // Dense float32 add / sub / mul (wasm/elementwise.ts).
 export { binaryF32 } from './elementwise';
+// gelu, broadcast binary ops, column / row sums and layer norm parameter gradients (wasm/ewfast.ts).
+export { geluF32, geluBlocksF32, binaryBcastF32, colSumF32, rowSumF32, lnParamsF32 } from './ewfast';

@@ -78,12 +78,19 @@ function lnSum(v: f64): f64 {
 /**
  * Softmax (log = 0) or logSoftmax (log != 0) of `rows` rows of c floats, in place at byte address x (row r
  * at x + 4 r c). A row with a NaN (or +Inf) gives NaN; an all -Inf row gives NaN (softmax) / -Inf (log).
+ * Causal rows: row r is query i = (i0 + r) % tq of its (tq, c) plane and only its first
+ * clamp(i + off + 1, 0, c) keys take part; the others are written 0 (log: -Inf), or NaN when the row is
+ * NaN (no key left, or a NaN / all -Inf prefix). tq = 1, i0 = 0, off = c keeps every key.
  */
-export function softmaxRows(x: usize, c: i32, rows: i32, log: i32): void {
-  const c4 = (<usize>(c & ~3)) << 2;
-  const end = (<usize>c) << 2;
+export function softmaxRows(x: usize, c: i32, rows: i32, log: i32, tq: i32, i0: i32, off: i32): void {
+  const cend = (<usize>c) << 2;
   for (let rr = 0; rr < rows; rr++) {
     const p = x + ((<usize>rr * c) << 2);
+    let lim = ((i0 + rr) % tq) + off + 1;
+    if (lim < 0) lim = 0;
+    if (lim > c) lim = c;
+    const c4 = (<usize>(lim & ~3)) << 2;
+    const end = (<usize>lim) << 2;
     let vm = f32x4.splat(-Infinity);
     let nan = v128.splat<i32>(0);
     for (let i: usize = 0; i < c4; i += 16) {
@@ -127,7 +134,35 @@ export function softmaxRows(x: usize, c: i32, rows: i32, log: i32): void {
       for (let i: usize = 0; i < c4; i += 16) v128.store(p + i, f32x4.mul(v128.load(p + i), iv));
       for (let i = c4; i < end; i += 4) store<f32>(p + i, load<f32>(p + i) * inv);
     }
+    if (lim < c) {
+      // the masked keys (unaligned stores are fine in wasm); a row with no key left, or whose keys gave NaN
+      // (the first one is NaN then), is NaN throughout, as the -Inf-masked softmax of torch
+      const v0 = load<f32>(p);
+      const fill: f32 = lim == 0 || v0 != v0 ? <f32>NaN : log ? <f32>-Infinity : 0;
+      const fv = f32x4.splat(fill);
+      let i = end;
+      for (; i + 16 <= cend; i += 16) v128.store(p + i, fv);
+      for (; i < cend; i += 4) store<f32>(p + i, fill);
+    }
   }
+}
+
+/**
+ * softmaxRows for rows r0..r1 (row r at x + 4 r c; row 0 is query i0 of its plane): a job of the worker
+ * pool, whose threads take disjoint row ranges (tid unused).
+ */
+export function softmaxRowsJob(
+  x: usize,
+  c: i32,
+  log: i32,
+  tq: i32,
+  i0: i32,
+  off: i32,
+  r0: i32,
+  r1: i32,
+  tid: i32,
+): void {
+  softmaxRows(x + ((<usize>r0 * c) << 2), c, r1 - r0, log, tq, (i0 + r0) % tq, off);
 }
 
 /**

@@ -5,8 +5,10 @@ import type { OpCode, AttrMap } from '../ops/opcodes.js';
 import { reduceShape } from '../ops/shapes.js';
 import {
   Tensor,
+  attentionGrads,
   binary,
   cast,
+  conv2d,
   conv2dBackwardInput,
   conv2dBackwardWeight,
   avgPool2dBackward,
@@ -182,15 +184,24 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
   cast: ({ grad }) => [grad], // the engine casts gradients back to each input's dtype
   copy: ({ grad }) => [grad],
   matmul: (ctx) => {
+    const { bias, residual, activation } = ctx.node.attrs as AttrMap['matmul'];
     const a = ctx.node.input(0); // (..., m, k)
     const b = ctx.node.input(1); // (..., k, n)
-    const ga = ctx.needs(0) ? matmul(ctx.grad, transpose(b)) : null;
-    const gb = ctx.needs(1) ? matmul(transpose(a), ctx.grad) : null;
-    if (ctx.node.inputs.length < 3) return [ga, gb];
-    // the bias (n) was broadcast over every row: its gradient sums the output's gradient over all leading dims
-    const g = ctx.grad; // (..., m, n), at least 2-D
-    const gbias = ctx.needs(2) ? sum(g, [...Array(g.ndim - 1).keys()]) : null;
-    return [ga, gb, gbias];
+    // the epilogue act(h) + residual with h = a @ b + bias: the residual's gradient is grad itself, h's
+    // goes through the activation's derivative at the saved pre-activation h (aux)
+    let gh = ctx.grad; // (..., m, n), at least 2-D
+    if (activation === 'gelu') gh = binary('geluGrad', ctx.node.aux(0), gh);
+    else if (activation === 'relu') gh = where(binary('gt', ctx.node.aux(0), 0), gh, 0);
+    // float32 output over float16 operands (the autocast epilogue): the products take the operands' dtype
+    const gm = gh.dtype === a.dtype ? gh : cast(gh, a.dtype);
+    const ga = ctx.needs(0) ? matmul(gm, transpose(b)) : null;
+    const gb = ctx.needs(1) ? matmul(transpose(a), gm) : null;
+    const grads = [ga, gb];
+    // the bias (n) was broadcast over every row: its gradient sums h's gradient over all leading dims
+    // (before any cast; the engine casts it to the bias's dtype)
+    if (bias) grads.push(ctx.needs(2) ? sum(gh, [...Array(gh.ndim - 1).keys()]) : null);
+    if (residual) grads.push(ctx.needs(grads.length) ? ctx.grad : null);
+    return grads;
   },
   softmax: ({ node, grad }) => {
     const { axis } = node.attrs as AttrMap['softmax'];

@@ -59,8 +59,19 @@ class MLP extends Module {
     this.c_proj = new Linear(4 * c.nEmbd, c.nEmbd, { bias: c.bias, ...f });
     this.dropout = new Dropout(c.dropout, f.generator);
   }
-  forward(x: Tensor): Tensor {
-    return tidy(() => this.dropout.forward(this.c_proj.forward(this.c_fc.forward(x).gelu()))); // (B, T, C)
+  /**
+   * (B, T, C) -> (B, T, C), plus `residual` (B, T, C) when given. c_fc and its GELU are one matmul (the
+   * activation in its epilogue); so is c_proj and the residual add while the dropout is inactive.
+   */
+  forward(x: Tensor, residual: Tensor | null = null): Tensor {
+    return tidy(() => {
+      const h = F.linear(x, this.c_fc.weight, this.c_fc.bias, { activation: 'gelu' }); // (B, T, 4C)
+      const drop = this.dropout;
+      if (residual && (drop.p === 0 || !drop.training))
+        return F.linear(h, this.c_proj.weight, this.c_proj.bias, { residual }); // (B, T, C)
+      const y = drop.forward(this.c_proj.forward(h)); // (B, T, C)
+      return residual ? residual.add(y) : y;
+    });
   }
 }
 
@@ -78,16 +89,17 @@ class Block extends Module {
     this.mlp = new MLP(c, f);
   }
   forward(x: Tensor): Tensor {
+    // the skip connections are added in the projections' matmul epilogues (see MLP.forward)
     return tidy(() => {
-      const h = x.add(this.attn.forward(this.ln_1.forward(x))); // (B, T, C)
-      return h.add(this.mlp.forward(this.ln_2.forward(h))); // (B, T, C)
+      const h = this.attn.forward(this.ln_1.forward(x), x); // x + attn(ln_1(x)), (B, T, C)
+      return this.mlp.forward(this.ln_2.forward(h), h); // h + mlp(ln_2(h)), (B, T, C)
     });
   }
   /** `forward` for new positions from `start` on, attending over `cache` (see CausalSelfAttention). */
   forwardCached(x: Tensor, cache: KVCache, start: number): Tensor {
     return tidy(() => {
-      const h = x.add(this.attn.forwardCached(this.ln_1.forward(x), cache, start)); // (B, T, C)
-      return h.add(this.mlp.forward(this.ln_2.forward(h))); // (B, T, C)
+      const h = this.attn.forwardCached(this.ln_1.forward(x), cache, start, x); // (B, T, C)
+      return this.mlp.forward(this.ln_2.forward(h), h); // (B, T, C)
     });
   }
 }

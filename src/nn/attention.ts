@@ -3,7 +3,7 @@
 // generation, `forwardCached` attends new positions over a preallocated key/value cache (KVCache).
 import { OpError } from '../core/errors.js';
 import type { DType } from '../core/dtype.js';
-import { arange, keep, noGrad, tidy, zeros, type DeviceLike, type Tensor } from '../tensor/index.js';
+import { keep, noGrad, tidy, zeros, type DeviceLike, type Tensor } from '../tensor/index.js';
 import * as F from './functional.js';
 import { Dropout, Linear, checkLastDim, type FactoryOptions } from './layers.js';
 import { Module } from './module.js';
@@ -72,8 +72,12 @@ export class CausalSelfAttention extends Module {
     this.resid_dropout = new Dropout(opts.dropout ?? 0, opts.generator);
   }
 
-  /** (B, T, C) -> (B, T, C); position t only sees positions <= t. */
-  forward(x: Tensor): Tensor {
+  /**
+   * (B, T, C) -> (B, T, C); position t only sees positions <= t. With `residual` (B, T, C) the result is
+   * residual + attention (a block's skip connection), added in the output projection's matmul epilogue
+   * while the residual dropout is inactive.
+   */
+  forward(x: Tensor, residual: Tensor | null = null): Tensor {
     if (x.ndim !== 3) throw new OpError('CausalSelfAttention', `input must be (B, T, C), got [${x.shape.join(', ')}]`);
     checkLastDim('CausalSelfAttention', x, this.nEmbd);
     const [B, T, C] = x.shape as [number, number, number];
@@ -89,17 +93,28 @@ export class CausalSelfAttention extends Module {
         ...(this.attn_dropout.generator ? { generator: this.attn_dropout.generator } : {}),
       }); // (B, nh, T, hs)
       const merged = y.transpose(1, 2).reshape([B, T, C]); // (B, T, nh, hs) -> (B, T, C), a copy
-      return this.resid_dropout.forward(this.c_proj.forward(merged)); // (B, T, C)
+      return this.project(merged, residual); // (B, T, C)
     });
+  }
+
+  /**
+   * The output projection and residual dropout, plus `residual` when given: one matmul (its epilogue adds
+   * the residual) when the dropout is inactive (p = 0 or eval), else the unfused dropout and add.
+   */
+  private project(merged: Tensor, residual: Tensor | null): Tensor {
+    const drop = this.resid_dropout;
+    if (!residual) return drop.forward(this.c_proj.forward(merged));
+    if (drop.p === 0 || !drop.training) return F.linear(merged, this.c_proj.weight, this.c_proj.bias, { residual });
+    return residual.add(drop.forward(this.c_proj.forward(merged)));
   }
 
   /**
    * Attention of T new positions `start`..`start+T-1` of x (B, T, C) over the cached prefix plus
    * themselves: their keys and values are written into `cache` in place, and position start+i sees
    * cached positions <= start+i. Inference only (runs under noGrad); equals `forward` on the whole
-   * sequence at those positions.
+   * sequence at those positions. `residual` as in `forward`.
    */
-  forwardCached(x: Tensor, cache: KVCache, start: number): Tensor {
+  forwardCached(x: Tensor, cache: KVCache, start: number, residual: Tensor | null = null): Tensor {
     if (x.ndim !== 3) throw new OpError('CausalSelfAttention', `input must be (B, T, C), got [${x.shape.join(', ')}]`);
     checkLastDim('CausalSelfAttention', x, this.nEmbd);
     const [B, T, C] = x.shape as [number, number, number];
@@ -128,21 +143,16 @@ export class CausalSelfAttention extends Module {
         cache.v.narrow(2, start, T).copy_(v);
         const keys = cache.k.narrow(2, 0, L); // (B, nh, L, hs)
         const values = cache.v.narrow(2, 0, L); // (B, nh, L, hs)
-        // one new position sees the whole prefix: no mask; several need key j <= start + i
-        const mask =
-          T === 1
-            ? null
-            : arange(0, L, 1, { device: x.device })
-                .reshape([1, L])
-                .le(arange(start, L, 1, { device: x.device }).reshape([T, 1])); // (T, L)
+        // new position start + i sees keys j <= start + i: the fused causal softmax with offset start
         const y = F.scaledDotProductAttention(q, keys, values, {
-          mask,
+          causal: true,
+          causalOffset: start,
           dropoutP: this.attn_dropout.p,
           training: this.training,
           ...(this.attn_dropout.generator ? { generator: this.attn_dropout.generator } : {}),
         }); // (B, nh, T, hs)
         const merged = y.transpose(1, 2).reshape([B, T, C]); // (B, T, nh, hs) -> (B, T, C)
-        return this.resid_dropout.forward(this.c_proj.forward(merged)); // (B, T, C)
+        return this.project(merged, residual); // (B, T, C)
       }),
     );
   }

@@ -7,6 +7,7 @@ import { numel } from '../core/shape.js';
 import { autocastDType, autocastOperand } from './autocast.js';
 import {
   arange,
+  attention,
   cast,
   crossEntropyRows,
   defaultGenerator,
@@ -14,11 +15,13 @@ import {
   matmul,
   rand,
   reshape,
+  softmax as softmaxOp,
   tidy,
   transpose,
   where,
   type DeviceLike,
   type Generator,
+  type SoftmaxOptions,
   type Tensor,
 } from '../tensor/index.js';
 
@@ -28,11 +31,24 @@ export { conv2d, convTranspose2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batch
 /** How a loss combines its per-element values. */
 export type Reduction = 'mean' | 'sum' | 'none';
 
+/** The fused epilogue of `linear`: both run in the matmul kernel (no separate dispatches). */
+export interface LinearOptions {
+  /** Applied to x @ weight^T + bias: 'gelu' (tanh approximation, as `Tensor.gelu`) or 'relu'. */
+  activation?: 'gelu' | 'relu' | null;
+  /**
+   * Added after the activation, of the output's shape (..., out). Under float16 autocast a float32
+   * residual is not cast: the result is then float32 (float16 products, float32 accumulation), as the
+   * unfused `residual.add(linear(...))` would promote it.
+   */
+  residual?: Tensor | null;
+}
+
 /**
  * x @ weight^T + bias, with weight (out, in) and bias (out), for x (..., in) -> (..., out). Under
- * `autocast('float16', ...)` all three are cast to float16 first and the result is float16.
+ * `autocast('float16', ...)` all three are cast to float16 first and the result is float16 (float32 with
+ * a float32 residual). `opts` fuses an activation and a residual add: act(x @ weight^T + bias) + residual.
  */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: LinearOptions = {}): Tensor {
   if (weight.ndim !== 2) throw new OpError('linear', `weight must be 2-D (out, in), got ${fmtShape(weight.shape)}`);
   const [outF, inF] = weight.shape as [number, number];
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {
@@ -43,14 +59,26 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF))
     throw new OpError('linear', `bias must have shape [${outF}], got ${fmtShape(bias.shape)}`);
+  const res = opts.residual ?? null;
+  const outShape = [...x.shape.slice(0, -1), outF];
+  if (res && (res.ndim !== outShape.length || res.shape.some((d, i) => d !== outShape[i])))
+    throw new OpError(
+      'linear',
+      `residual must have the output's shape ${fmtShape(outShape)}, got ${fmtShape(res.shape)}`,
+    );
   return tidy(() => {
     // Flatten the leading dims so that the weight gradient is one 2-D matmul, not a batched one.
     const xc = autocastOperand(x);
     const x2 = xc.ndim === 2 ? xc : reshape(xc, [-1, inF]); // (N, in)
-    // (N, out); the transpose is a view; the bias (cast like the weight under autocast) is added in
-    // the matmul kernel's epilogue: one dispatch, no separate add
-    const y = matmul(x2, transpose(autocastOperand(weight), 0, 1), bias ? autocastOperand(bias) : null);
-    return x.ndim === 2 ? y : reshape(y, [...x.shape.slice(0, -1), outF]); // (..., out)
+    // the residual is never cast: float32 over float16 operands selects the float32-output epilogue
+    const r2 = res && res.ndim !== 2 ? reshape(res, [-1, outF]) : res; // (N, out)
+    // (N, out); the transpose is a view; the bias (cast like the weight under autocast), the activation and
+    // the residual are applied in the matmul kernel's epilogue: one dispatch, no separate elementwise ops
+    const y = matmul(x2, transpose(autocastOperand(weight), 0, 1), bias ? autocastOperand(bias) : null, {
+      activation: opts.activation ?? null,
+      residual: r2,
+    });
+    return x.ndim === 2 ? y : reshape(y, outShape); // (..., out)
   });
 }
 
@@ -132,9 +160,9 @@ export function relu(x: Tensor): Tensor {
   return x.relu();
 }
 
-/** Softmax along `axis` (default last). */
-export function softmax(x: Tensor, axis = -1): Tensor {
-  return x.softmax(axis);
+/** Softmax along `axis` (default last); `opts.causal` fuses a causal mask (see the tensor op). */
+export function softmax(x: Tensor, axis = -1, opts: SoftmaxOptions = {}): Tensor {
+  return softmaxOp(x, axis, opts);
 }
 
 /** log(softmax(x)) along `axis` (default last), computed stably. */
@@ -223,8 +251,13 @@ export function causalMask(rows: number, device?: DeviceLike, cols = rows): Tens
 
 /** Options of `scaledDotProductAttention`. */
 export interface AttentionOptions {
-  /** Hide keys after each query (key j > query i). Default false. */
+  /** Hide keys after each query (key j > query i + causalOffset), fused into the softmax. Default false. */
   causal?: boolean;
+  /**
+   * Diagonal of the causal mask: query i sees keys j <= i + causalOffset. Default 0 (top-left aligned, as
+   * torch's is_causal); Tk - Tq aligns the queries with the last keys (e.g. new positions after a KV cache).
+   */
+  causalOffset?: number;
   /** Bool mask (true = may attend) or float mask added to the scores, broadcastable to (..., Tq, Tk). */
   mask?: Tensor | null;
   /** Dropout on the attention weights (only when `training`). Default 0. */
@@ -241,6 +274,10 @@ export interface AttentionOptions {
  * softmax(q k^T * scale + mask) v for q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv), e.g.
  * (B, nh, T, hs) -> (B, nh, T, hv). A query row whose keys are all masked gives NaN, as torch. Under
  * autocast both matmuls run in the autocast dtype and the masking and softmax in float32.
+ * On WebGPU, without an explicit mask and with attention dropout inactive (p = 0 or not training), when
+ * q, k, v share their batch dims and head sizes are at most 256, it runs the fused `attention` op (one
+ * flash-style kernel: the (Tq, Tk) scores are never stored; the backward recomputes them). Otherwise, and
+ * always on the CPU (whose WASM matmuls make the composite fast), it is matmul, causal softmax, dropout, matmul.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   if (q.ndim < 2 || k.ndim < 2 || v.ndim < 2)
@@ -249,7 +286,6 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
       `q, k, v need at least 2 dims, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`,
     );
   const hs = q.shape[q.ndim - 1]!;
-  const Tq = q.shape[q.ndim - 2]!;
   const Tk = k.shape[k.ndim - 2]!;
   if (k.shape[k.ndim - 1] !== hs || v.shape[v.ndim - 2] !== Tk) {
     throw new OpError(
@@ -260,12 +296,33 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   const scale = opts.scale ?? 1 / Math.sqrt(hs);
   return tidy(() => {
     const [qc, kc, vc] = [q, k, v].map(autocastOperand) as [Tensor, Tensor, Tensor];
+    const causal = opts.causal ? (opts.causalOffset ?? 0) : null;
+    if (fusedAttention(qc, kc, vc, opts)) return attention(qc, kc, vc, { scale, causal });
     let att = matmul(qc.mul(scale), transpose(kc, -2, -1)); // (..., Tq, Tk); scaling q is cheaper than the scores
     if (autocastDType()) att = cast(att, 'float32'); // float16 scores: mask and softmax them in float32
-    if (opts.causal) att = where(causalMask(Tq, q.device, Tk), att, -Infinity);
     if (opts.mask) att = opts.mask.dtype === 'bool' ? where(opts.mask, att, -Infinity) : att.add(opts.mask);
-    att = att.softmax(-1);
+    // the causal mask (key j <= query i + causalOffset) is fused into the softmax kernel
+    att = softmaxOp(att, -1, { causal });
     att = dropout(att, opts.dropoutP ?? 0, opts.training ?? true, opts.generator);
     return matmul(autocastOperand(att), vc); // (..., Tq, hv)
   });
+}
+
+/** Whether scaledDotProductAttention takes the fused op (see its doc comment). */
+function fusedAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): boolean {
+  const dropout = (opts.dropoutP ?? 0) > 0 && (opts.training ?? true);
+  const r = q.ndim;
+  return (
+    q.device === 'webgpu' &&
+    isFloat(q.dtype) &&
+    !opts.mask &&
+    !dropout &&
+    k.dtype === q.dtype &&
+    v.dtype === q.dtype &&
+    k.ndim === r &&
+    v.ndim === r &&
+    q.shape.slice(0, -2).every((d, i) => d === k.shape[i] && d === v.shape[i]) &&
+    q.shape[r - 1]! <= 256 &&
+    v.shape[r - 1]! <= 256
+  );
 }

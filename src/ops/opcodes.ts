@@ -32,9 +32,10 @@ export type KernelOp =
   | 'where' // (cond, a, b) -> cond ? a : b
   | 'cast'
   | 'copy' // materialize a strided view (also the engine of in-place assignment)
-  // batched, broadcasting, operands read through their strides (transposes are free); an optional third
-  // input, a bias (n) of the same dtype, is broadcast over every row and added in the kernel's epilogue
-  // (F.linear's bias: one dispatch instead of matmul + add)
+  // batched, broadcasting, operands read through their strides (transposes are free); the epilogue
+  // (AttrMap.matmul) adds an optional bias (n) broadcast over every row, applies an optional activation and
+  // adds an optional residual of the output's shape: inputs (a, b[, bias][, residual]) -> act(a @ b + bias)
+  // + residual; with an activation it also writes the pre-activation h = a @ b + bias (aux, output dtype)
   | 'matmul'
   | 'softmax'
   | 'logSoftmax'
@@ -88,8 +89,18 @@ export interface AttrMap {
   where: Record<string, never>;
   cast: { dtype: DType };
   copy: Record<string, never>;
-  matmul: Record<string, never>;
-  softmax: { axis: number };
+  /**
+   * The fused epilogue: which optional inputs follow a and b (bias (n), then residual (out's shape and
+   * dtype, any strides)) and the activation applied to a @ b + bias before the residual add. The output
+   * has the residual's dtype: float32 with float16 operands is the autocast "cast" epilogue.
+   */
+  matmul: { bias?: boolean; residual?: boolean; activation?: MatmulActivation };
+  /**
+   * causal (last axis only): row i of the trailing (Tq, Tk) plane keeps keys j <= i + causal and writes 0
+   * at the others; a row with no key left, or whose kept keys give NaN, is NaN throughout (as torch's
+   * -Inf-masked softmax). null / absent: no mask.
+   */
+  softmax: { axis: number; causal?: number | null };
   logSoftmax: { axis: number };
   gather: { dim: number };
   scatterAdd: { dim: number };
@@ -131,6 +142,9 @@ export interface AttrMap {
   slice: { axis: number; start: number; end: number; step: number };
   expand: { shape: number[] };
 }
+
+/** Activations matmul's epilogue applies: tanh-GELU (the `gelu` op's formula) and ReLU. */
+export type MatmulActivation = 'gelu' | 'relu';
 
 /**
  * Attributes of the conv2d ops, normalized to (height, width) pairs: output size along a dim is

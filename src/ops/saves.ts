@@ -29,8 +29,9 @@ export const SAVES: Readonly<Record<OpCode, SaveSpec | null>> = {
   maximum: xy, minimum: xy, eq: null, ne: null, lt: null, le: null, gt: null, ge: null,
   logicalAnd: null, logicalOr: null, geluGrad: null,
   sum: none, max: { inputs: [0], output: true }, min: { inputs: [0], output: true }, argmax: null, argmin: null,
-  // matmul keeps a and b only: its optional bias (input 2) is not needed by the backward (grad summed over rows)
-  where: { inputs: [0], output: false }, cast: none, copy: none, matmul: xy,
+  // matmul keeps a and b (the bias and residual gradients need only grad) and, with an activation, its
+  // aux pre-activation h = a @ b + bias (the activation's gradient); plain matmuls write no aux
+  where: { inputs: [0], output: false }, cast: none, copy: none, matmul: { inputs: [0, 1], output: false, aux: true },
   softmax: y, logSoftmax: y, gather: { inputs: [1], output: false }, scatterAdd: { inputs: [1], output: false },
   indexSelect: { inputs: [1], output: false }, indexAdd: { inputs: [1], output: false }, concat: none,
   fill: null, arange: null, randUniform: null, randNormal: null,

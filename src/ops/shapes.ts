@@ -186,3 +186,24 @@ export function poolOutputSize(
     );
   return out;
 }
+
+/**
+ * Output shape (..., Tq, hv) of fused attention for q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv):
+ * the three share their batch dims (no broadcasting), q and k their head size, k and v their key length.
+ */
+export function attentionShape(q: Shape, k: Shape, v: Shape): number[] {
+  const r = q.length;
+  const fits =
+    r >= 2 &&
+    k.length === r &&
+    v.length === r &&
+    q.slice(0, -2).every((d, i) => d === k[i] && d === v[i]) &&
+    k[r - 1] === q[r - 1] &&
+    v[r - 2] === k[r - 2];
+  if (!fits)
+    throw new OpError(
+      'attention',
+      `needs q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv) with the same batch dims, got q ${fmtShape(q)}, k ${fmtShape(k)}, v ${fmtShape(v)}`,
+    );
+  return [...q.slice(0, -1), v[r - 1]!];
+}

@@ -33,6 +33,7 @@ export { adamwUpdate_ } from './optimstep.js';
 export * from './fused.js';
 export * from './pool.js';
 export { batchNorm, batchNormGrads, type BatchNormOptions } from './batchnorm.js';
+export { attention, attentionGrads } from './attention.js';
 export { toArray, item, toNested, toDevice, type HostArray } from './read.js';
 export { runKernel, makeView, type Input } from './engine.js';
 export { Node, SavedTensor, type Edge } from './node.js';

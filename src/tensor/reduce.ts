@@ -78,10 +78,31 @@ function floatOnly(op: string, x: Tensor): void {
   if (!isFloat(x.dtype)) throw new OpError(op, `needs a float tensor, got ${x.dtype}`);
 }
 
-/** Softmax along `axis` (default last), computed stably. */
-export function softmax(x: Tensor, axis = -1): Tensor {
+/** Options of `softmax`. */
+export interface SoftmaxOptions {
+  /**
+   * Causal mask fused into the kernel (last axis of an (..., Tq, Tk) tensor only): query row i keeps keys
+   * j <= i + causal (0: top-left aligned as torch's is_causal; Tk - Tq: bottom-right; `start` for new
+   * positions start.. decoded after a KV cache) and gives exactly 0 elsewhere; a row left with no key (or
+   * whose kept keys give NaN) is NaN.
+   */
+  causal?: number | null;
+}
+
+/** Softmax along `axis` (default last), computed stably; optionally with a fused causal mask. */
+export function softmax(x: Tensor, axis = -1, opts: SoftmaxOptions = {}): Tensor {
   floatOnly('softmax', x);
-  return runKernel('softmax', [x], { axis: normAxis('softmax', axis, x.ndim) }, x.shape, x.dtype);
+  const ax = normAxis('softmax', axis, x.ndim);
+  const causal = opts.causal ?? null;
+  if (causal === null) return runKernel('softmax', [x], { axis: ax }, x.shape, x.dtype);
+  if (!Number.isInteger(causal))
+    throw new OpError('softmax', `causal offset must be an integer, got ${causal} for ${fmtShape(x.shape)}`);
+  if (x.ndim < 2 || ax !== x.ndim - 1)
+    throw new OpError(
+      'softmax',
+      `causal needs the last axis of an (..., Tq, Tk) tensor, got axis ${axis} of ${fmtShape(x.shape)}`,
+    );
+  return runKernel('softmax', [x], { axis: ax, causal }, x.shape, x.dtype);
 }
 
 /** log(softmax(x)) along `axis`, computed stably in one kernel. */

@@ -10,6 +10,7 @@ import {
   F,
   GRAD_RULES,
   adaptiveAvgPool2d,
+  attention,
   avgPool2d,
   batchNorm,
   binary,
@@ -575,6 +576,12 @@ add('layerNorm of a transposed view [6, 4]^T with weight only', ['layerNorm', 'p
   inputs: [uniform(rng, [6, 4], -2, 2), uniform(rng, [6], 0.5, 1.5)],
   forward: (xs) => F.layerNorm(x0(xs).transpose(), 6, x1(xs)),
   reference: (xs) => O.layerNorm(O.transpose(n0(xs)), 1, { weight: n1(xs) }),
+}));
+
+add('fused causal attention of q, k [2, 4, 3], v [2, 4, 5]', ['attention'], (rng) => ({
+  inputs: [uniform(rng, [2, 4, 3]), uniform(rng, [2, 4, 3]), uniform(rng, [2, 4, 5])],
+  forward: (xs) => attention(x0(xs), x1(xs), xs[2]!, { scale: 0.7, causal: 0 }),
+  reference: (xs) => O.attention(n0(xs), n1(xs), xs[2]!, { scale: 0.7 }),
 }));
 
 // ---------------------------------------------------------------- a composite (linear -> gelu -> log-softmax -> picked loss)

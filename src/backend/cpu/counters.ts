@@ -45,6 +45,8 @@ export interface CpuKernelCounters {
   convThreaded: number;
   /** Contiguous float32 softmax / logSoftmax and layerNorm (forward or backward) calls run on WASM SIMD. */
   rowsWasm: number;
+  /** Of those, the softmax / logSoftmax calls whose rows were split over the worker pool. */
+  rowsThreaded: number;
 }
 
 /** The live counters (mutated by the kernels). */
@@ -69,6 +71,7 @@ export const counters: CpuKernelCounters = {
   convWasm: 0,
   convThreaded: 0,
   rowsWasm: 0,
+  rowsThreaded: 0,
 };
 
 /** A snapshot of the CPU kernel counters. */

@@ -27,6 +27,7 @@ import { layerNorm, layerNormBackward, layerNormParamsBackward } from './layerno
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from './conv.js';
 import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward } from './pool.js';
 import { batchNorm, batchNormBackward, batchNormParamsBackward, batchNormStats } from './batchnorm.js';
+import { attention } from './attention.js';
 import { cpuKernelInfo, initWasmKernels } from './wasmgemm.js';
 
 export { CpuBuffer, view } from './buffer.js';
@@ -76,8 +77,8 @@ const KERNELS: { [K in KernelOp]: CpuKernel<K> } = {
   where: (i, o) => where(i, o),
   cast: (i, o) => cast(i, o),
   copy: (i, o) => copy(i, o),
-  matmul: (i, o) => matmul(i, o),
-  softmax: (i, o, a) => softmax(false, i, o, a.axis),
+  matmul: (i, o, attrs) => matmul(i, o, attrs),
+  softmax: (i, o, a) => softmax(false, i, o, a.axis, a.causal ?? null),
   logSoftmax: (i, o, a) => softmax(true, i, o, a.axis),
   gather: (i, o, a) => gather(i, o, a.dim),
   scatterAdd: (i, o, a) => scatterAdd(i, o, a.dim),
@@ -105,6 +106,7 @@ const KERNELS: { [K in KernelOp]: CpuKernel<K> } = {
   conv2d: (i, o, a) => conv2d(i, o, a),
   conv2dBackwardInput: (i, o, a) => conv2dBackwardInput(i, o, a),
   conv2dBackwardWeight: (i, o, a) => conv2dBackwardWeight(i, o, a),
+  attention: (i, o, a) => attention(i, o, a),
 }; // prettier-ignore
 
 /** Most bytes of freed storage the backend keeps for reuse. */

@@ -1,39 +1,109 @@
 // Batched matmul: walks the (already broadcast) batch dims of A (..., M, K) and B (..., K, N) and
 // runs one strided GEMM per batch item into the contiguous output (..., M, N), or one GEMM of all items'
 // rows when B is broadcast: the WASM GEMV kernels for a few rows (wasmgemv.ts, KV-cached decoding), the
-// WASM SIMD GEMM where it applies (float32, large enough), else the JS kernels. An optional bias (n) is
-// added to every output row after the GEMMs (the epilogue of F.linear).
+// WASM SIMD GEMM where it applies (float32, large enough), else the JS kernels. The epilogue (an optional
+// bias (n), activation and residual, AttrMap.matmul) runs over the output rows after the GEMMs.
 import { f16BitsToF32, f32ToF16Bits } from '../../core/float16.js';
 import { numel } from '../../core/shape.js';
+import type { AttrMap } from '../../ops/opcodes.js';
 import type { Operand, TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
 import { counters } from './counters.js';
+import { UNARY_LOOPS } from './ewloops.js';
 import { gemm, type MatRef, type OutRef } from './gemm.js';
 import { RowIter, coalesce } from './strided.js';
 import { wasmGemm } from './wasmgemm.js';
 import { wasmGemv } from './wasmgemv.js';
 
 /**
- * out = A @ B (+ bias) over the batch dims; float32 or float16 operands, any strides (stride 0 on
- * broadcast dims); the optional third input is a bias (n) of the output's dtype, added to every row.
+ * out = act(A @ B + bias) + residual over the batch dims; float32 or float16 operands, any strides (stride 0
+ * on broadcast dims). Inputs a, b, then as `attrs` says a bias (n, the operands' dtype), a residual (the
+ * output's shape and dtype, any strides) and, when the engine asked for it, the aux pre-activation h.
+ * A float32 output over float16 operands is the autocast epilogue (the GEMM stores float32 directly).
  */
-export function matmul(inputs: readonly Operand[], out: TensorSpec): void {
+export function matmul(inputs: readonly Operand[], out: TensorSpec, attrs: AttrMap['matmul'] = {}): void {
   gemms(inputs, out);
-  const bias = inputs[2] as TensorSpec | undefined;
-  if (bias && numel(out.shape) > 0) addBias(bias, out);
+  if (numel(out.shape) === 0) return;
+  let i = 2;
+  const bias = attrs.bias ? (inputs[i++] as TensorSpec) : null;
+  const residual = attrs.residual ? (inputs[i++] as TensorSpec) : null;
+  const h = inputs[i] as TensorSpec | undefined;
+  if (!residual && !attrs.activation) {
+    if (bias) addBias(bias, out);
+    return;
+  }
+  epilogue(out, bias, residual, attrs.activation ?? null, h ?? null);
+}
+
+/** The bias (n) as float32 values (zeros without one). */
+function biasValues(bias: TensorSpec | null, n: number): Float32Array {
+  const bv = new Float32Array(n);
+  if (!bias) return bv;
+  const bArr = matArray(bias);
+  const bs = bias.strides[0]!;
+  for (let j = 0; j < n; j++) {
+    const x = bArr[bias.offset + j * bs]!;
+    bv[j] = bias.dtype === 'float16' ? f16BitsToF32(x) : x;
+  }
+  return bv;
+}
+
+/**
+ * The general epilogue, row by row of out (contiguous): h = out + bias (stored to the aux h when given),
+ * then act(h) (the elementwise op's own loop, so the values match the unfused gelu/relu), then + the
+ * residual read through its strides, one rounding store.
+ */
+function epilogue(
+  out: TensorSpec,
+  bias: TensorSpec | null,
+  residual: TensorSpec | null,
+  act: 'gelu' | 'relu' | null,
+  h: TensorSpec | null,
+): void {
+  const nd = out.shape.length;
+  const n = out.shape[nd - 1]!;
+  const rows = numel(out.shape) / n;
+  const f16 = out.dtype === 'float16';
+  const o = matArray(out);
+  const bv = biasValues(bias, n);
+  const row = new Float32Array(n);
+  const hArr = h ? matArray(h) : null;
+  const rArr = residual ? matArray(residual) : null;
+  const idx = new Array<number>(nd - 1).fill(0); // the row's index over out's leading dims
+  let roff = residual ? residual.offset : 0;
+  const rcs = residual ? residual.strides[nd - 1]! : 0;
+  for (let r = 0, p = out.offset; r < rows; r++, p += n) {
+    for (let j = 0; j < n; j++) row[j] = (f16 ? f16BitsToF32(o[p + j]!) : o[p + j]!) + bv[j]!;
+    if (hArr) {
+      const q = h!.offset + r * n;
+      for (let j = 0; j < n; j++) hArr[q + j] = f16 ? f32ToF16Bits(row[j]!) : row[j]!;
+    }
+    if (act) UNARY_LOOPS[act](n, row, 0, 1, row, 0, 1);
+    if (rArr) {
+      for (let j = 0, q = roff; j < n; j++, q += rcs) {
+        const x = rArr[q]!;
+        row[j] = row[j]! + (f16 ? f16BitsToF32(x) : x);
+      }
+      // next row: bump the index over the leading dims (innermost first) and move the residual offset
+      for (let d = nd - 2; d >= 0; d--) {
+        const s = residual!.strides[d]!;
+        if (++idx[d]! < out.shape[d]!) {
+          roff += s;
+          break;
+        }
+        roff -= s * (out.shape[d]! - 1);
+        idx[d] = 0;
+      }
+    }
+    for (let j = 0; j < n; j++) o[p + j] = f16 ? f32ToF16Bits(row[j]!) : row[j]!;
+  }
 }
 
 /** out (contiguous, rows of n) += bias (n) broadcast over every row (float16: the sum rounded again). */
 function addBias(bias: TensorSpec, out: TensorSpec): void {
   const n = out.shape[out.shape.length - 1]!;
   const rows = numel(out.shape) / n;
-  const bArr = matArray(bias);
-  const bs = bias.strides[0]!;
-  const bv = new Float32Array(n);
-  for (let j = 0; j < n; j++) {
-    const x = bArr[bias.offset + j * bs]!;
-    bv[j] = bias.dtype === 'float16' ? f16BitsToF32(x) : x;
-  }
+  const bv = biasValues(bias, n);
   if (out.dtype === 'float16') {
     const o = view(out.buffer, 'float16');
     for (let r = 0, p = out.offset; r < rows; r++)

@@ -171,16 +171,19 @@ export function wasmCrossEntropyGrad(
 
 // ---------------------------------------------------------------------------------------------------
 // softmax / logSoftmax forward and layerNorm forward and backward over contiguous float32 rows (the
-// attention probabilities, a transformer's normalized activations) on wasm/rows.ts, single-threaded:
-// each chunk of rows is copied into the unshared streaming memory, rewritten there and copied out.
+// attention probabilities, a transformer's normalized activations) on wasm/rows.ts: each chunk of rows is
+// copied into the unshared streaming memory, rewritten there and copied out. Large softmax calls go
+// through the shared memory instead, their rows split over the worker pool (same bits on any thread).
 
 /** Switches of the row kernels below (tests lower the threshold). */
 export interface RowKernelOptions {
   /** Elements (rows x cols) from which contiguous float32 softmax and layerNorm run on WASM (65536). */
   minElements: number;
+  /** Elements from which softmax rows split over the worker pool (262144: its wake-up is then small). */
+  minThreadedElements: number;
 }
 
-const rowOptions: RowKernelOptions = { minElements: 1 << 16 };
+const rowOptions: RowKernelOptions = { minElements: 1 << 16, minThreadedElements: 1 << 18 };
 
 /** Sets the row kernels' options; returns the previous ones. */
 export function setRowKernelOptions(opts: Partial<RowKernelOptions>): RowKernelOptions {
@@ -197,6 +200,7 @@ function rowHost(n: number, c: number): ReturnType<typeof wasmStreamHost> {
 
 /**
  * Softmax (log false) or logSoftmax of n contiguous rows of c float32s at src[off..] into dst[dOff..].
+ * With `causal` (tq rows a (tq, c) plane, offset), row r keeps keys j <= r % tq + offset, as softmax.ts.
  * Returns false, having written nothing, below the size threshold, when the WASM kernels are off or the
  * memory cannot grow.
  */
@@ -208,9 +212,29 @@ export function wasmSoftmaxRows(
   off: number,
   dst: Float32Array,
   dOff: number,
+  causal: { tq: number; offset: number } | null = null,
 ): boolean {
   const host = rowHost(n, c);
   if (!host) return false;
+  const tq = causal ? Math.max(1, causal.tq) : 1;
+  // clamped so that i + offset + 1 stays in i32 and keeps its meaning (<= 0: no key, >= c: every key)
+  const shift = causal ? Math.min(c, Math.max(-tq, causal.offset)) : c;
+  const bigRows = Math.max(1, Math.min(1 << 16, Math.floor(POOLED_CHUNK / c))); // under MAX_POOLED_PANELS
+  const shared = n * c >= rowOptions.minThreadedElements ? pooled(n, ALIGN + Math.min(bigRows, n) * c) : null;
+  if (shared) {
+    const { fns, pool, mem } = shared;
+    for (let r0 = 0; r0 < n; r0 += bigRows) {
+      const k = Math.min(bigRows, n - r0);
+      mem.set(src.subarray(off + r0 * c, off + (r0 + k) * c), ALIGN);
+      // a claim of >= ~8K elements keeps the ticket traffic small next to the rows' work
+      const claim = Math.max(1, Math.ceil(8192 / c));
+      pool.run(fns.softmaxRowsJob!, [ALIGN * 4, c, log ? 1 : 0, tq, r0 % tq, shift], k, 'softmaxRowsJob', claim);
+      dst.set(mem.subarray(ALIGN, ALIGN + k * c), dOff + r0 * c);
+    }
+    counters.rowsWasm++;
+    counters.rowsThreaded++;
+    return true;
+  }
   const rows = Math.max(1, Math.floor(CHUNK / c));
   const mem = host.ensure(ALIGN + Math.min(rows, n) * c);
   if (!mem) return false;
@@ -218,7 +242,7 @@ export function wasmSoftmaxRows(
   for (let r0 = 0; r0 < n; r0 += rows) {
     const k = Math.min(rows, n - r0);
     mem.set(src.subarray(off + r0 * c, off + (r0 + k) * c), ALIGN);
-    fn(ALIGN * 4, c, k, log ? 1 : 0);
+    fn(ALIGN * 4, c, k, log ? 1 : 0, tq, r0 % tq, shift);
     dst.set(mem.subarray(ALIGN, ALIGN + k * c), dOff + r0 * c);
   }
   counters.rowsWasm++;

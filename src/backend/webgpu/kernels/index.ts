@@ -2,6 +2,7 @@
 // op, so a missing kernel fails to compile).
 import type { WebGPUKernelTable } from '../kernel.js';
 import { adamwKernels } from './adamw.js';
+import { attentionKernels } from './attention.js';
 import { concatKernels } from './concat.js';
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from './conv.js';
 import { crossEntropyKernels } from './crossentropy.js';
@@ -36,4 +37,5 @@ export const KERNELS: WebGPUKernelTable = {
   ...adamwKernels,
   ...poolKernels,
   ...batchNormKernels,
+  ...attentionKernels,
 }; // prettier-ignore

@@ -1,12 +1,27 @@
 // Batched matmul for WebGPU: out (...batch, M, N) = A (...batch, M, K) @ B (...batch, K, N), operands read
 // in place through their strides (transposes and stride-0 broadcast batches are free). Tiled through
-// workgroup memory, register-blocked (each thread owns a TM x TN micro-tile), f32 accumulation. An optional
-// bias (N) is added in the store epilogue of every tile variant (F.linear in one dispatch).
+// workgroup memory, register-blocked (each thread owns a TM x TN micro-tile), f32 accumulation. The store
+// epilogue of every tile variant adds an optional bias (N), applies an optional activation (writing the
+// pre-activation h for the backward when asked) and adds an optional strided residual, all on the f32
+// accumulator before the one rounding store (F.linear, the GPT MLP and residual adds in one dispatch).
 import { contiguousStrides } from '../../../core/shape.js';
 import type { DType } from '../../../core/dtype.js';
+import type { AttrMap, MatmulActivation } from '../../../ops/opcodes.js';
 import type { TensorSpec } from '../../backend.js';
 import type { Dispatch, KernelContext, WebGPUKernel, WgslProgram } from '../kernel.js';
-import { cachedProgram, UniformWords, enables, grid, load, storageDecl, store, uU32, uniformDecl } from './codegen.js';
+import {
+  HELPERS_WGSL,
+  cachedProgram,
+  UniformWords,
+  enables,
+  grid,
+  load,
+  storageDecl,
+  store,
+  uU32,
+  uniformDecl,
+} from './codegen.js';
+import { helperSource, unaryPlan } from './ewexpr.js';
 
 /** A tile configuration: BM x BN output tile, BK-deep K slices, TM x TN outputs per thread. */
 export interface MatmulTile {
@@ -71,21 +86,67 @@ const S_BATCH = 13;
 /** The bias's offset and element stride (bias variant only). */
 const S_BIAS_OFF = S_BATCH + 3 * MAX_BATCH_DIMS,
   S_BIAS_S = S_BIAS_OFF + 1;
-const WORDS = S_BIAS_S + 1;
+/** The residual's offset, row and column strides, then its stride along each batch dim (residual variant). */
+// prettier-ignore
+const S_R_OFF = S_BIAS_S + 1, S_R_RS = S_R_OFF + 1, S_R_CS = S_R_OFF + 2, S_R_BATCH = S_R_OFF + 3;
+/** The aux pre-activation's offset (it is contiguous like the output). */
+const S_H_OFF = S_R_BATCH + MAX_BATCH_DIMS;
+const WORDS = S_H_OFF + 1;
 
 /**
- * WGSL for one specialization (tile, dtypes, operand layouts, whether a bias of dtype `dbias` is added);
- * sizes and strides come from uniforms.
+ * The epilogue of a specialization: the bias's dtype (null: none), whether a residual (the output's dtype)
+ * is added, the activation, and whether the pre-activation h is stored (the output's dtype).
  */
-function matmulSource(
-  t: MatmulTile,
-  da: DType,
-  db: DType,
-  dout: DType,
-  la: Layout,
-  lb: Layout,
-  dbias: DType | null,
-): string {
+interface Epilogue {
+  readonly dbias: DType | null;
+  readonly residual: boolean;
+  readonly act: MatmulActivation | null;
+  readonly h: boolean;
+}
+
+const PLAIN: Epilogue = { dbias: null, residual: false, act: null, h: false };
+
+/** The epilogue's part of a program key ('' for a plain matmul, so plain keys stay as they were). */
+function epilogueKey(e: Epilogue): string {
+  return `${e.dbias ? `_bias_${e.dbias}` : ''}${e.act ? `_${e.act}` : ''}${e.h ? '_h' : ''}${e.residual ? '_res' : ''}`;
+}
+
+/**
+ * The storage declarations after O (bindings 3.., in the order bias, residual, h, then the uniforms), the
+ * helper functions, and the body of st() that turns the f32 accumulator v of output (r, c) into the stored
+ * value: index i = ob + r * N + c in O (and h), rb the residual's batch offset.
+ */
+function epilogueSource(e: Epilogue, dout: DType): { decls: string; helpers: string; body: string } {
+  let binding = 3;
+  let decls = '';
+  const lines: string[] = ['var x = v;'];
+  if (e.dbias) {
+    decls += storageDecl(binding++, 'Bias', e.dbias, true);
+    lines.push(`x = x + ${load('Bias', `${uU32(S_BIAS_OFF)} + c * ${uU32(S_BIAS_S)}`, e.dbias)};`);
+  }
+  if (e.residual) decls += storageDecl(binding++, 'R', dout, true);
+  if (e.h) {
+    decls += storageDecl(binding++, 'H', dout, false);
+    lines.push(store('H', `${uU32(S_H_OFF)} + i`, dout, 'x'));
+  }
+  let helpers = '';
+  if (e.act) {
+    // the elementwise op's own expression, so the fused activation matches the unfused gelu/relu
+    const plan = unaryPlan(e.act, 'float32', 'float32');
+    lines.push(`x = ${plan.expr(['x'])};`);
+    helpers = HELPERS_WGSL + helperSource(plan.helpers);
+  }
+  if (e.residual) lines.push(`x = x + ${load('R', `rb + r * ${uU32(S_R_RS)} + c * ${uU32(S_R_CS)}`, dout)};`);
+  decls += uniformDecl(binding, WORDS);
+  lines.push(store('O', `${uU32(S_O_OFF)} + i`, dout, 'x'));
+  return { decls, helpers, body: lines.join('\n    ') };
+}
+
+/**
+ * WGSL for one specialization (tile, dtypes, operand layouts, epilogue); sizes and strides come from
+ * uniforms.
+ */
+function matmulSource(t: MatmulTile, da: DType, db: DType, dout: DType, la: Layout, lb: Layout, ep: Epilogue): string {
   const { bm, bn, bk, tm, tn } = t;
   const cols = bn / tn; // threads along N
   const rows = bm / tm; // threads along M
@@ -108,7 +169,7 @@ function matmulSource(
     for (let j = 0; j < tn; j++) {
       acc.push(`var c${i}_${j} = 0.0;`);
       fma.push(`c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`);
-      st.push(`st(obase, row0 + ${i * rows}u, col0 + ${j * cols}u, c${i}_${j});`);
+      st.push(`st(obase, roff, row0 + ${i * rows}u, col0 + ${j * cols}u, c${i}_${j});`);
     }
   }
   const aRegs = Array.from({ length: tm }, (_, i) => `let a${i} = As[kk * ${bm}u + ty + ${i * rows}u];`).join(
@@ -120,15 +181,13 @@ function matmulSource(
   const unbatch = Array.from({ length: MAX_BATCH_DIMS }, (_, i) => {
     const d = MAX_BATCH_DIMS - 1 - i;
     const [sz, sa, sb] = [uU32(S_BATCH + 3 * d), uU32(S_BATCH + 3 * d + 1), uU32(S_BATCH + 3 * d + 2)];
-    return `{ let q = rest % ${sz}; rest = rest / ${sz}; aoff += q * ${sa}; boff += q * ${sb}; }`;
+    const res = ep.residual ? ` roff += q * ${uU32(S_R_BATCH + d)};` : '';
+    return `{ let q = rest % ${sz}; rest = rest / ${sz}; aoff += q * ${sa}; boff += q * ${sb};${res} }`;
   }).join('\n  ');
-  // The epilogue: the bias element of column c joins the f32 accumulator before the (rounding) store.
-  const decls = dbias
-    ? `${storageDecl(2, 'O', dout, false)}${storageDecl(3, 'Bias', dbias, true)}${uniformDecl(4, WORDS)}`
-    : `${storageDecl(2, 'O', dout, false)}${uniformDecl(3, WORDS)}`;
-  const value = dbias ? `v + ${load('Bias', `${uU32(S_BIAS_OFF)} + c * ${uU32(S_BIAS_S)}`, dbias)}` : 'v';
-  return `${enables(dbias ? [da, db, dout, dbias] : [da, db, dout])}
-${storageDecl(0, 'A', da, true)}${storageDecl(1, 'B', db, true)}${decls}
+  // The epilogue: bias, activation (h stored first), residual on the f32 accumulator, then one rounding store.
+  const epi = epilogueSource(ep, dout);
+  return `${enables(ep.dbias ? [da, db, dout, ep.dbias] : [da, db, dout])}
+${storageDecl(0, 'A', da, true)}${storageDecl(1, 'B', db, true)}${storageDecl(2, 'O', dout, false)}${epi.decls}${epi.helpers}
 var<workgroup> As: array<f32, ${bk * bm}>;
 var<workgroup> Bs: array<f32, ${bk * bn}>;
 
@@ -140,8 +199,11 @@ fn ldB(base: u32, k: u32, c: u32) -> f32 {
   if (k >= ${K} || c >= ${N}) { return 0.0; }
   return ${load('B', bAddr, db)};
 }
-fn st(base: u32, r: u32, c: u32, v: f32) {
-  if (r < ${M} && c < ${N}) { ${store('O', `base + r * ${N} + c`, dout, value)} }
+fn st(ob: u32, rb: u32, r: u32, c: u32, v: f32) {
+  if (r < ${M} && c < ${N}) {
+    let i = ob + r * ${N} + c;
+    ${epi.body}
+  }
 }
 
 @compute @workgroup_size(${threads})
@@ -157,6 +219,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var rest = bidx;
   var aoff = ${uU32(S_A_OFF)};
   var boff = ${uU32(S_B_OFF)};
+  var roff = ${ep.residual ? uU32(S_R_OFF) : '0u'};
   ${unbatch}
   let tx = lid % ${cols}u;
   let ty = lid / ${cols}u;
@@ -178,7 +241,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
   }
-  let obase = ${uU32(S_O_OFF)} + bidx * ${M} * ${N};
+  let obase = bidx * ${M} * ${N};
   let row0 = m0 + ty;
   let col0 = n0 + tx;
   ${st.join('\n  ')}
@@ -187,17 +250,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /** The cached program of a specialization (built lazily, keyed by everything the source depends on). */
-function program(
-  t: MatmulTile,
-  da: DType,
-  db: DType,
-  dout: DType,
-  la: Layout,
-  lb: Layout,
-  dbias: DType | null,
-): WgslProgram {
-  const key = `matmul_${t.bm}x${t.bn}x${t.bk}_${t.tm}x${t.tn}_${da}_${db}_${dout}_${la}_${lb}${dbias ? `_bias_${dbias}` : ''}`;
-  return cachedProgram(key, () => matmulSource(t, da, db, dout, la, lb, dbias));
+function program(t: MatmulTile, da: DType, db: DType, dout: DType, la: Layout, lb: Layout, ep: Epilogue): WgslProgram {
+  const key = `matmul_${t.bm}x${t.bn}x${t.bk}_${t.tm}x${t.tn}_${da}_${db}_${dout}_${la}_${lb}${epilogueKey(ep)}`;
+  return cachedProgram(key, () => matmulSource(t, da, db, dout, la, lb, ep));
 }
 
 /** An operand's batch strides right-aligned to `nb` batch dims (missing leading dims broadcast, stride 0). */
@@ -207,39 +262,55 @@ function batchStrides(x: TensorSpec, nb: number): number[] {
   return [...pad, ...own.slice(Math.max(0, own.length - nb))];
 }
 
-/** Drops size-1 batch dims and merges neighbours that are mergeable for A, B and the output alike. */
+/**
+ * Drops size-1 batch dims and merges neighbours that are mergeable for A, B, the output and the residual
+ * (`sr`, zeros without one) alike.
+ */
 function coalesceBatch(
   shape: readonly number[],
   sa: number[],
   sb: number[],
   so: number[],
-): [number[], number[], number[]] {
+  sr: number[],
+): [number[], number[], number[], number[]] {
   const sh: number[] = [];
   const a: number[] = [];
   const b: number[] = [];
   const o: number[] = [];
+  const r: number[] = [];
   for (let d = 0; d < shape.length; d++) {
     const n = shape[d]!;
     if (n === 1) continue;
     const l = sh.length - 1;
-    if (l >= 0 && a[l] === sa[d]! * n && b[l] === sb[d]! * n && o[l] === so[d]! * n) {
+    if (l >= 0 && a[l] === sa[d]! * n && b[l] === sb[d]! * n && o[l] === so[d]! * n && r[l] === sr[d]! * n) {
       sh[l] = sh[l]! * n;
       a[l] = sa[d]!;
       b[l] = sb[d]!;
       o[l] = so[d]!;
+      r[l] = sr[d]!;
     } else {
       sh.push(n);
       a.push(sa[d]!);
       b.push(sb[d]!);
       o.push(so[d]!);
+      r.push(sr[d]!);
     }
   }
-  return [sh, a, b];
+  return [sh, a, b, r];
+}
+
+/** The optional operands of the epilogue (see `matmul`). */
+export interface MatmulEpilogueSpecs {
+  readonly bias?: TensorSpec | undefined;
+  readonly residual?: TensorSpec | undefined;
+  readonly activation?: MatmulActivation | undefined;
+  /** The pre-activation output (contiguous, the output's shape and dtype). */
+  readonly h?: TensorSpec | undefined;
 }
 
 /**
- * The dispatches of out = A @ B (+ bias) (see `matmul`); `tile` overrides the size-based choice
- * (playground only: it must fit ctx.limits).
+ * The dispatches of out = act(A @ B + bias) + residual (see `matmul`); `tile` overrides the size-based
+ * choice (playground only: it must fit ctx.limits).
  */
 export function matmulDispatches(
   a: TensorSpec,
@@ -247,25 +318,31 @@ export function matmulDispatches(
   out: TensorSpec,
   ctx: KernelContext,
   tile?: MatmulTile,
-  bias?: TensorSpec,
+  epi: MatmulEpilogueSpecs = {},
 ): Dispatch[] {
+  const { bias, residual, h } = epi;
   const nd = out.shape.length;
   const m = out.shape[nd - 2]!;
   const n = out.shape[nd - 1]!;
   const k = a.shape[a.shape.length - 1]!;
   const batch = out.shape.slice(0, nd - 2);
   if (m === 0 || n === 0 || batch.some((d) => d === 0)) return [];
-  const [bShape, sa, sb] = coalesceBatch(
+  const [bShape, sa, sb, sr] = coalesceBatch(
     batch,
     batchStrides(a, batch.length),
     batchStrides(b, batch.length),
     contiguousStrides(batch).map((s) => s * m * n),
+    residual ? batchStrides(residual, batch.length) : batch.map(() => 0),
   );
   const [ars, acs] = a.strides.slice(-2) as [number, number];
   const [brs, bcs] = b.strides.slice(-2) as [number, number];
   const count = bShape.reduce((x, y) => x * y, 1);
   tile ??= pickTile(m, n, count, ctx.limits.maxComputeInvocationsPerWorkgroup);
-  const prog = program(tile, a.dtype, b.dtype, out.dtype, layoutOf(ars, acs), layoutOf(brs, bcs), bias?.dtype ?? null);
+  const ep: Epilogue =
+    epi.activation || residual || bias
+      ? { dbias: bias?.dtype ?? null, residual: !!residual, act: epi.activation ?? null, h: !!h && !!epi.activation }
+      : PLAIN;
+  const prog = program(tile, a.dtype, b.dtype, out.dtype, layoutOf(ars, acs), layoutOf(brs, bcs), ep);
   const dispatches: Dispatch[] = [];
   // Batch dims beyond MAX_BATCH_DIMS: one dispatch per index of the extra leading dims.
   const extra = Math.max(0, bShape.length - MAX_BATCH_DIMS);
@@ -280,19 +357,24 @@ export function matmulDispatches(
     let rest = l;
     let aOff = a.offset;
     let bOff = b.offset;
+    let rOff = residual?.offset ?? 0;
     for (let d = extra - 1; d >= 0; d--) {
       const q = rest % lead[d]!;
       rest = Math.floor(rest / lead[d]!);
       aOff += q * sa[d]!;
       bOff += q * sb[d]!;
+      rOff += q * sr[d]!;
     }
     const u = new UniformWords(WORDS).u32Array(S_M, [m, n, k, tilesM, tilesN, groups]);
     u.u32Array(S_A_OFF, [aOff, ars, acs, bOff, brs, bcs, out.offset + l * innerCount * m * n]);
     if (bias) u.u32Array(S_BIAS_OFF, [bias.offset, bias.strides[0]!]);
+    if (residual) u.u32Array(S_R_OFF, [rOff, ...(residual.strides.slice(-2) as [number, number])]);
+    if (ep.h) u.u32Array(S_H_OFF, [h!.offset + l * innerCount * m * n]);
     for (let d = 0; d < MAX_BATCH_DIMS; d++) {
       // Missing leading dims have size 1 (stride 0), so the shader always unbatches MAX_BATCH_DIMS dims.
       const src = d - (MAX_BATCH_DIMS - inner.length);
       u.u32Array(S_BATCH + 3 * d, src >= 0 ? [inner[src]!, sa[extra + src]!, sb[extra + src]!] : [1, 0, 0]);
+      if (residual) u.u32Array(S_R_BATCH + d, [src >= 0 ? sr[extra + src]! : 0]);
     }
     dispatches.push({
       program: prog,
@@ -301,6 +383,8 @@ export function matmulDispatches(
         { buffer: b.buffer, readOnly: true },
         { buffer: out.buffer, readOnly: false },
         ...(bias ? [{ buffer: bias.buffer, readOnly: true }] : []),
+        ...(residual ? [{ buffer: residual.buffer, readOnly: true }] : []),
+        ...(ep.h ? [{ buffer: h!.buffer, readOnly: false }] : []),
       ],
       uniforms: u.words,
       workgroups: grid(groups, ctx.limits.maxComputeWorkgroupsPerDimension),
@@ -310,18 +394,24 @@ export function matmulDispatches(
 }
 
 /**
- * matmul: out (...batch, M, N) contiguous = A @ B (+ bias (N) broadcast over rows, the optional third
- * input); float32 or float16 (f16 loads, f32 accumulation, the bias added before the one rounding store).
+ * matmul: out (...batch, M, N) contiguous = act(A @ B + bias) + residual; inputs A, B, then as `attrs`
+ * says a bias (N, the operands' dtype) and a residual (the output's shape and dtype, any strides), then the
+ * aux pre-activation h when the engine asked for it. float32 or float16 (f16 loads, f32 accumulation, the
+ * epilogue on f32 before the one rounding store); a float32 output over float16 operands is the autocast
+ * "cast" epilogue.
  */
-export const matmul: WebGPUKernel<'matmul'> = (inputs, out, _attrs, ctx) =>
-  matmulDispatches(
-    inputs[0] as TensorSpec,
-    inputs[1] as TensorSpec,
-    out,
-    ctx,
-    undefined,
-    inputs[2] as TensorSpec | undefined,
-  );
+export const matmul: WebGPUKernel<'matmul'> = (inputs, out, attrs: AttrMap['matmul'], ctx) => {
+  let i = 2;
+  const bias = attrs.bias ? (inputs[i++] as TensorSpec) : undefined;
+  const residual = attrs.residual ? (inputs[i++] as TensorSpec) : undefined;
+  const h = inputs[i] as TensorSpec | undefined;
+  return matmulDispatches(inputs[0] as TensorSpec, inputs[1] as TensorSpec, out, ctx, undefined, {
+    bias,
+    residual,
+    activation: attrs.activation,
+    h,
+  });
+};
 
 /** The matmul entry of the kernel table. */
 export const matmulKernels = { matmul };

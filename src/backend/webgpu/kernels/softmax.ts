@@ -1,6 +1,8 @@
 // softmax and logSoftmax along one axis for WebGPU, numerically stable: a workgroup of WX rows x WY
 // threads reads each row twice: once for the running (max, sum of exp(x - max)) pairs, combined by a
 // tree in workgroup memory, once to write. Rows along a non-last axis are read through strides.
+// The causal mask (softmax over the last axis of (..., Tq, Tk)) limits each row to its valid prefix from
+// two uniforms (Tq, offset), so every offset and shape shares the one pipeline of the plain softmax.
 import { contiguousStrides, numel } from '../../../core/shape.js';
 import type { DType } from '../../../core/dtype.js';
 import type { TensorSpec } from '../../backend.js';
@@ -16,15 +18,17 @@ import {
   storageDecl,
   store,
   stridedOffsets,
+  uI32,
   uU32,
   uniformDecl,
 } from './codegen.js';
 
-// Uniform word slots: rows, row length, row groups, element strides along the axis, offsets, then the
-// (coalesced) row dims' shape and x / out strides from S_DIMS.
+// Uniform word slots: rows, row length, row groups, element strides along the axis, offsets, the causal
+// Tq and offset (i32; Tq = 1, offset = n without a mask), then the (coalesced) row dims' shape and x / out
+// strides from S_DIMS.
 // prettier-ignore
-const S_ROWS = 0, S_N = 1, S_GROUPS = 2, S_SX = 3, S_SO = 4, S_X_OFF = 5, S_O_OFF = 6;
-const S_DIMS = 7;
+const S_ROWS = 0, S_N = 1, S_GROUPS = 2, S_SX = 3, S_SO = 4, S_X_OFF = 5, S_O_OFF = 6, S_TQ = 7, S_CAUSAL = 8;
+const S_DIMS = 9;
 
 /** Everything the program source depends on. */
 interface SoftmaxSpec {
@@ -55,6 +59,7 @@ function softmaxSource(s: SoftmaxSpec): string {
   // logSoftmax is (v - m) - log(s), not v - (m + log(s)): in f32, m + log(s) rounds log(s) away when
   // |m| is large (at m = 3e4 the spacing is 2^-9, so the max element's -log(s) ~ -6e-5 became 0)
   const out = s.log ? '(v - m) - ls' : 'select(exp(v - m) * inv, 0.0, v == ninf)';
+  const masked = s.log ? 'ninf' : '0.0';
   return `${enables([s.xd, s.od])}${HELPERS_WGSL}
 ${storageDecl(0, 'X', s.xd, true)}${storageDecl(1, 'O', s.od, false)}${uniformDecl(2, S_DIMS + 3 * s.rank)}
 var<workgroup> sp: array<vec2<f32>, ${wg}>;
@@ -80,13 +85,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let ly = lid / ${s.wx}u;
   let live = row < ${uU32(S_ROWS)};
   let n = ${uU32(S_N)};
+  // the causal valid prefix: rows are numbered row-major, so row % Tq is the query index
+  let lim = u32(clamp(i32(row % ${uU32(S_TQ)}) + ${uI32(S_CAUSAL)} + 1, 0, i32(n)));
   let sx = ${uU32(S_SX)};
   let ninf = bits(0xff800000u);
   ${dims}
   var m = ninf;
   var s = 0.0;
   if (live) {
-    for (var j = ly; j < n; j = j + ${s.wy}u) {
+    for (var j = ly; j < lim; j = j + ${s.wy}u) {
       let v = ${load('X', 'xb + j * sx', s.xd, 'float32')};
       if (v > m) {
         s = select(s * exp(m - v), 0.0, m == ninf) + 1.0;
@@ -105,13 +112,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   m = r.x;
   s = r.y;
   if (!live) { return; }
-  let bad = (bitcast<u32>(m) & 0x7fffffffu) >= 0x7f800000u; // NaN or +-inf max: the row is NaN
+  // NaN or +-inf max (an all-masked row included): the whole row is NaN; else masked keys are 0 (log: -inf)
+  let bad = (bitcast<u32>(m) & 0x7fffffffu) >= 0x7f800000u;
   let inv = 1.0 / s;
   let ls = log(s);
   let so = ${uU32(S_SO)};
   for (var j = ly; j < n; j = j + ${s.wy}u) {
-    let v = ${load('X', 'xb + j * sx', s.xd, 'float32')};
-    let y = select(${out}, bits(0x7fc00000u), bad);
+    var y = ${masked}; // masked keys are not read
+    if (j < lim) {
+      let v = ${load('X', 'xb + j * sx', s.xd, 'float32')};
+      y = ${out};
+    }
+    y = select(y, bits(0x7fc00000u), bad);
     ${store('O', 'ob + j * so', s.od, 'y')}
   }
 }
@@ -143,6 +155,10 @@ function softmaxKernel(log: boolean): WebGPUKernel<'softmax' | 'logSoftmax'> {
     const groups = Math.ceil(rows / wx);
     const u = new UniformWords(S_DIMS + 3 * rank);
     u.u32Array(S_ROWS, [rows, n, groups, x.strides[axis] ?? 0, os[axis] ?? 1, x.offset, out.offset]);
+    const causal = log ? null : ((attrs as { causal?: number | null }).causal ?? null);
+    const tq = causal === null ? 1 : Math.max(1, x.shape[x.shape.length - 2] ?? 1);
+    // clamped so that i + offset + 1 stays in i32 and keeps its meaning (<= 0: no key, >= n: every key)
+    u.u32(S_TQ, tq).i32s(S_CAUSAL, causal === null ? n : Math.min(n, Math.max(-tq, causal)));
     u.u32Array(S_DIMS, [...lay.shape, ...lay.strides[0]!, ...lay.strides[1]!]);
     return [
       {
