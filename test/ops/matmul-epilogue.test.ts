@@ -19,6 +19,7 @@ import {
   type DeviceName,
   type Tensor,
 } from '../../src/index.js';
+import { cpuKernelCounters, cpuKernelInfo } from '../../src/backend/cpu/index.js';
 import type { MatmulActivation } from '../../src/ops/opcodes.js';
 import { assertClose } from '../helpers/assert.js';
 import { forEachBackend, needsDTypes } from '../helpers/backends.js';
@@ -305,5 +306,30 @@ forEachBackend((device) => {
       z.dispose();
     }
     x.dispose();
+  });
+});
+
+describe('matmul epilogue on the CPU: large float32 outputs', () => {
+  test('gelu and a contiguous residual run on the WASM SIMD kernels (the unfused ops paths) and match the oracle', async (t) => {
+    const rng = testRng('matmul epilogue wasm', t);
+    const [m, k, n] = [64, 40, 517]; // 33088 outputs: past the WASM gelu (16384) and add (8192) thresholds
+    const [a, b, c, r] = [randomND(rng, [m, k]), randomND(rng, [k, n]), randomND(rng, [n]), randomND(rng, [m, n])];
+    const before = cpuKernelCounters();
+    const y = matmul(fromND(a, 'float32', 'cpu'), fromND(b, 'float32', 'cpu'), fromND(c, 'float32', 'cpu'), {
+      activation: 'gelu',
+      residual: fromND(r, 'float32', 'cpu'),
+    });
+    const after = cpuKernelCounters();
+    if (cpuKernelInfo().wasm) {
+      assert.equal(after.geluWasm - before.geluWasm, 1, 'the WASM gelu ran');
+      assert.equal(after.binaryWasm - before.binaryWasm, 1, 'the WASM add of the residual ran');
+    }
+    // the WASM gelu is a float32 polynomial (~2e-7 relative, see cpu-wasm-ew2.test.ts)
+    await expectTensor(y, reference(a, b, c, r, 'gelu'), 'float32', {
+      rtol: 2e-6,
+      atol: 2e-6,
+      what: 'fused gelu + residual',
+    });
+    y.dispose();
   });
 });

@@ -4,7 +4,7 @@
 // WASM SIMD GEMM where it applies (float32, large enough), else the JS kernels. The epilogue (an optional
 // bias (n), activation and residual, AttrMap.matmul) runs over the output rows after the GEMMs.
 import { f16BitsToF32, f32ToF16Bits } from '../../core/float16.js';
-import { numel } from '../../core/shape.js';
+import { isContiguous, numel } from '../../core/shape.js';
 import type { AttrMap } from '../../ops/opcodes.js';
 import type { Operand, TensorSpec } from '../backend.js';
 import { view } from './buffer.js';
@@ -14,6 +14,7 @@ import { gemm, type MatRef, type OutRef } from './gemm.js';
 import { RowIter, coalesce } from './strided.js';
 import { wasmGemm } from './wasmgemm.js';
 import { wasmGemv } from './wasmgemv.js';
+import { wasmBinaryF32, wasmGeluF32 } from './wasmelementwise.js';
 
 /**
  * out = act(A @ B + bias) + residual over the batch dims; float32 or float16 operands, any strides (stride 0
@@ -32,7 +33,37 @@ export function matmul(inputs: readonly Operand[], out: TensorSpec, attrs: AttrM
     if (bias) addBias(bias, out);
     return;
   }
+  if (out.dtype === 'float32' && (!residual || isContiguous(out.shape, residual.strides))) {
+    epilogueF32(out, bias, residual, attrs.activation ?? null, h ?? null);
+    return;
+  }
   epilogue(out, bias, residual, attrs.activation ?? null, h ?? null);
+}
+
+/**
+ * The float32 epilogue over the whole contiguous output, each step on the path the unfused op would take
+ * (so values match it): the bias, one copy to h, the WASM SIMD gelu (from its threshold on; else the
+ * elementwise loop) and the WASM add of a contiguous residual.
+ */
+function epilogueF32(
+  out: TensorSpec,
+  bias: TensorSpec | null,
+  residual: TensorSpec | null,
+  act: 'gelu' | 'relu' | null,
+  h: TensorSpec | null,
+): void {
+  const len = numel(out.shape);
+  const o = view(out.buffer, 'float32');
+  const p = out.offset;
+  if (bias) addBias(bias, out);
+  if (h) view(h.buffer, 'float32').set(o.subarray(p, p + len), h.offset);
+  if (act === 'relu') UNARY_LOOPS.relu(len, o, p, 1, o, p, 1);
+  else if (act === 'gelu' && !wasmGeluF32(len, o, p, null, 0, o, p)) UNARY_LOOPS.gelu(len, o, p, 1, o, p, 1);
+  if (residual) {
+    const r = view(residual.buffer, 'float32');
+    const q = residual.offset;
+    if (!wasmBinaryF32('add', len, o, p, r, q, o, p)) for (let i = 0; i < len; i++) o[p + i] = o[p + i]! + r[q + i]!;
+  }
 }
 
 /** The bias (n) as float32 values (zeros without one). */
