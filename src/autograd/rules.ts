@@ -110,6 +110,15 @@ function extremumGrad(ctx: GradContext): (Tensor | null)[] {
   return [mul(mask, binary('div', g, count))];
 }
 
+/**
+ * Whether a 2-D matmul operand is stored column by column (a transposed view, such as a Linear's weight^T).
+ * Batched operands keep the plain rule: attention's k^T gradient feeds a permute back into the qkv
+ * gradient, which costs one more copy in the other layout.
+ */
+function colMajor(t: Tensor): boolean {
+  return t.ndim === 2 && t.strides[0] === 1 && t.strides[1] !== 1 && t.shape[0]! > 1 && t.shape[1]! > 1;
+}
+
 /** The gradient rules of every op. */
 export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
   neg: ({ grad }) => [unary('neg', grad)],
@@ -194,8 +203,20 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
     else if (activation === 'relu') gh = where(binary('gt', ctx.node.aux(0), 0), gh, 0);
     // float32 output over float16 operands (the autocast epilogue): the products take the operands' dtype
     const gm = gh.dtype === a.dtype ? gh : cast(gh, a.dtype);
-    const ga = ctx.needs(0) ? matmul(gm, transpose(b)) : null;
-    const gb = ctx.needs(1) ? matmul(transpose(a), gm) : null;
+    // Each 2-D operand's gradient is made in that operand's memory layout: a transposed view (a Linear's
+    // weight^T, the tied head's wte^T) gets the transpose of a contiguous product,
+    // so the gradient reaching the leaf is contiguous and accumulates with a dense add, not a strided one
+    // (the 50257x768 head gradient: 189 -> ~15 ms on the CPU). Same products, same FLOPs.
+    const ga = ctx.needs(0)
+      ? colMajor(a)
+        ? transpose(matmul(b, transpose(gm)))
+        : matmul(gm, transpose(b))
+      : null;
+    const gb = ctx.needs(1)
+      ? colMajor(b)
+        ? transpose(matmul(transpose(gm), a))
+        : matmul(transpose(a), gm)
+      : null;
     const grads = [ga, gb];
     // the bias (n) was broadcast over every row: its gradient sums h's gradient over all leading dims
     // (before any cast; the engine casts it to the bias's dtype)

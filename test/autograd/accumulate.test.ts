@@ -2,7 +2,7 @@
 // steps), an embedding backward index-adds straight into it. Checked by recording every allocation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { embedding, getBackend, noGrad, randn, tensor, tidy } from '../../src/index.js';
+import { F, embedding, getBackend, noGrad, randn, tensor, tidy } from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { testRng } from '../helpers/random.js';
 
@@ -41,5 +41,47 @@ forEachBackend((device) => {
     for (const v of ids) counts[v]!++;
     const g = await W.grad!.toArray();
     for (let v = 0; v < V; v++) for (let j = 0; j < D; j++) assert.equal(g[v * D + j], 2 * counts[v]!);
+  });
+});
+
+forEachBackend((device) => {
+  test('a Linear weight gradient arrives in the weight layout: accumulation is a dense add, values exact', async (t) => {
+    const rng = testRng('linear accumulate layout', t);
+    const [N, IN, OUT] = [6, 5, 7];
+    const xs = Array.from({ length: N * IN }, () => rng.uniform(-1, 1));
+    const x = tensor(Float32Array.from(xs), { shape: [N, IN], device });
+    const W = randn([OUT, IN], { device, requiresGrad: true }); // F.linear multiplies by W^T, a strided view
+    const step = () => tidy(() => F.linear(x, W).sum().backward());
+    step(); // creates W.grad
+    const backend = getBackend(device);
+    const adds: { strides: number[][] }[] = [];
+    const run = backend.run.bind(backend);
+    backend.run = ((op, inputs, out, attrs) => {
+      if (op === 'add' && out.shape.length === 2 && out.shape[0] === OUT && out.shape[1] === IN)
+        adds.push({ strides: inputs.map((i) => ('strides' in i ? [...i.strides] : [])) });
+      return run(op, inputs, out, attrs);
+    }) as typeof backend.run;
+    try {
+      step(); // accumulates into W.grad
+    } finally {
+      backend.run = run;
+    }
+    assert.equal(adds.length, 1, 'one accumulation add');
+    assert.deepEqual(
+      adds[0]!.strides,
+      [
+        [IN, 1],
+        [IN, 1],
+      ],
+      'both operands of the accumulation are row-major',
+    );
+    // d(sum(x W^T))/dW[o][i] = sum_n x[n][i], twice
+    const colSums = Array.from({ length: IN }, (_, i) => xs.reduce((s, v, k) => (k % IN === i ? s + v : s), 0));
+    const got = await W.grad!.toArray();
+    for (let o = 0; o < OUT; o++)
+      for (let i = 0; i < IN; i++)
+        assert.ok(Math.abs(got[o * IN + i]! - 2 * colSums[i]!) < 1e-5, `W.grad[${o}][${i}] = ${got[o * IN + i]}`);
+    x.dispose();
+    W.dispose();
   });
 });
