@@ -41,6 +41,13 @@ export class Params {
   ogp: i32; kp: i32;
   /** Channel blocks of the weight gradient; convSumSlices: 1 to add to gw instead of storing. */
   blocks: i32; accum: i32;
+  /** Forward: byte address of one i32 per unit, set to 1 (atomically) once its output is stored; 0: none. */
+  flags: i32;
+  /**
+   * Byte address of the input staged with its padding (see convPad; 0: none, the gathers bound each tap)
+   * and its planes' rows and columns.
+   */
+  xp: i32; hp: i32; wp: i32;
 } // prettier-ignore
 
 function geom(prm: usize): Params {
@@ -59,12 +66,11 @@ function zero(d: usize, n: i32): void {
 
 /**
  * Gathers the im2col values of channels [0, nc) of image plane block `x` (nc x H x W floats) for tile
- * positions p0 .. p0+nt into packed panels: the value of row k = (c, i, j) at tile position q goes to
- * float index kOff(k) + qOff(q) from `dst`, where for `tr` false (forward B panels, NR positions wide)
- * kOff = k*NR, qOff = (q / NR)*NR*ldk + q % NR, and for `tr` true (weight-gradient B panels, NR rows of
- * k wide) kOff = (k / NR)*NR*ldq + k % NR, qOff = q*NR. Taps outside the input store 0.
+ * positions p0 .. p0+nt: the value of row k = (c, i, j) at tile position q goes to float index
+ * k*ldr + (q / NR)*NR*ldk + q % NR from `dst` (forward B panels, NR positions wide: ldr = NR, ldk = K;
+ * row-major rows: ldr = the row length, ldk = 1). Taps outside the input store 0.
  */
-function gather(x: usize, g: Params, nc: i32, p0: i32, nt: i32, dst: usize, tr: bool, ldk: i32, ldq: i32): void {
+function gather(x: usize, g: Params, nc: i32, p0: i32, nt: i32, dst: usize, ldk: i32, ldr: i32): void {
   const h = g.h,
     w = g.w,
     ow = g.ow,
@@ -74,13 +80,13 @@ function gather(x: usize, g: Params, nc: i32, p0: i32, nt: i32, dst: usize, tr: 
     dh = g.dh;
   const hw = h * w;
   const sws = (<usize>sw) << 2;
-  // q -> float offset: NR apart (tr) or NR-wide panels ldk*NR apart
+  // q -> float offset: NR-wide panels ldk*NR apart
   const pan = (<usize>(NR * ldk)) << 2;
   let k = 0;
   for (let c = 0; c < nc; c++) {
     for (let i = 0; i < g.kh; i++) {
       for (let j = 0; j < g.kw; j++, k++) {
-        const kd = dst + ((<usize>(tr ? (k >> 3) * NR * ldq + (k & 7) : k * NR)) << 2);
+        const kd = dst + ((<usize>k * ldr) << 2);
         const ixb = j * g.dw - g.pw; // ix = ox * sw + ixb
         // ox in [lo, hi) reads inside the row
         const lo = ixb >= 0 ? 0 : (sw - 1 - ixb) / sw;
@@ -97,40 +103,52 @@ function gather(x: usize, g: Params, nc: i32, p0: i32, nt: i32, dst: usize, tr: 
           const b = inside ? max(min(hi, end), a) : end;
           // q of ox is q + ox - ox0
           const qb = q - ox0;
-          if (tr) {
-            let d = kd + ((<usize>((qb + ox0) * NR)) << 2);
-            for (let ox = ox0; ox < a; ox++, d += NR << 2) store<f32>(d, 0);
-            let src = x + ((<usize>(c * hw + iy * w + ixb + a * sw)) << 2);
-            for (let ox = a; ox < b; ox++, d += NR << 2, src += sws) store<f32>(d, load<f32>(src));
-            for (let ox = b; ox < end; ox++, d += NR << 2) store<f32>(d, 0);
-          } else {
-            for (let ox = ox0; ox < a; ox++) {
-              const qq = qb + ox;
-              store<f32>(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), 0);
-            }
-            let src = x + ((<usize>(c * hw + iy * w + ixb + a * sw)) << 2);
-            let ox = a;
-            if (sw <= 2) {
-              // four taps at a time once q is 4-aligned (four lanes of one panel row); stride 2 loads eight
-              // floats and keeps the even ones (the odd eighth may lie past the row: it is never stored)
-              for (; ox < b && (qb + ox) & 3; ox++, src += sws) {
-                const qq = qb + ox;
-                store<f32>(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), load<f32>(src));
-              }
-              for (; ox + 4 <= b; ox += 4, src += sws << 2) {
-                const qq = qb + ox;
-                const v = sw == 1 ? v128.load(src) : v128.shuffle<f32>(v128.load(src), v128.load(src, 16), 0, 2, 4, 6);
-                v128.store(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), v);
-              }
-            }
-            for (; ox < b; ox++, src += sws) {
+          for (let ox = ox0; ox < a; ox++) {
+            const qq = qb + ox;
+            store<f32>(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), 0);
+          }
+          let src = x + ((<usize>(c * hw + iy * w + ixb + a * sw)) << 2);
+          let ox = a;
+          if (sw <= 2) {
+            // four taps at a time once q is 4-aligned (four lanes of one panel row); stride 2 loads eight
+            // floats and keeps the even ones (the odd eighth may lie past the row: it is never stored)
+            for (; ox < b && (qb + ox) & 3; ox++, src += sws) {
               const qq = qb + ox;
               store<f32>(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), load<f32>(src));
             }
-            for (let ox = b; ox < end; ox++) {
+            if (ox + 4 <= b && (qb + ox) & 4) {
               const qq = qb + ox;
-              store<f32>(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), 0);
+              const v = sw == 1 ? v128.load(src) : v128.shuffle<f32>(v128.load(src), v128.load(src, 16), 0, 2, 4, 6);
+              v128.store(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), v);
+              ox += 4;
+              src += sws << 2;
             }
+            // then eight at a time: one whole panel row per step
+            let d = kd + <usize>((qb + ox) >> 3) * pan;
+            if (sw == 1) {
+              for (; ox + 8 <= b; ox += 8, src += 32, d += pan) {
+                v128.store(d, v128.load(src));
+                v128.store(d, v128.load(src, 16), 16);
+              }
+            } else {
+              for (; ox + 8 <= b; ox += 8, src += 64, d += pan) {
+                v128.store(d, v128.shuffle<f32>(v128.load(src), v128.load(src, 16), 0, 2, 4, 6));
+                v128.store(d, v128.shuffle<f32>(v128.load(src, 32), v128.load(src, 48), 0, 2, 4, 6), 16);
+              }
+            }
+            for (; ox + 4 <= b; ox += 4, src += sws << 2) {
+              const qq = qb + ox;
+              const v = sw == 1 ? v128.load(src) : v128.shuffle<f32>(v128.load(src), v128.load(src, 16), 0, 2, 4, 6);
+              v128.store(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), v);
+            }
+          }
+          for (; ox < b; ox++, src += sws) {
+            const qq = qb + ox;
+            store<f32>(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), load<f32>(src));
+          }
+          for (let ox = b; ox < end; ox++) {
+            const qq = qb + ox;
+            store<f32>(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), 0);
           }
           q += len;
           oy++;
@@ -138,6 +156,90 @@ function gather(x: usize, g: Params, nc: i32, p0: i32, nt: i32, dst: usize, tr: 
         }
       }
     }
+  }
+}
+
+/**
+ * gather's fast twin over the padded input (`xp`: channel planes of hp x wp floats, the taps of every
+ * output position inside): each (row k, output row) segment is a straight run of stride-sw loads, eight
+ * positions at a time once the panel is aligned. Same layout and arguments as gather.
+ */
+function gatherPadded(xp: usize, g: Params, nc: i32, p0: i32, nt: i32, dst: usize, ldk: i32, ldr: i32): void {
+  const ow = g.ow;
+  const sw = g.sw;
+  const wp = g.wp;
+  const plane = g.hp * wp;
+  const sws = (<usize>sw) << 2;
+  const pan = (<usize>(NR * ldk)) << 2;
+  let k = 0;
+  for (let c = 0; c < nc; c++) {
+    for (let i = 0; i < g.kh; i++) {
+      for (let j = 0; j < g.kw; j++, k++) {
+        const kd = dst + ((<usize>k * ldr) << 2);
+        let q = 0;
+        let oy = p0 / ow;
+        let ox0 = p0 - oy * ow;
+        while (q < nt) {
+          const end = ox0 + min(ow - ox0, nt - q);
+          const qb = q - ox0;
+          let src = xp + ((<usize>(c * plane + (oy * g.sh + i * g.dh) * wp + j * g.dw + ox0 * sw)) << 2);
+          let ox = ox0;
+          for (; ox < end && (qb + ox) & 7; ox++, src += sws) {
+            const qq = qb + ox;
+            store<f32>(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), load<f32>(src));
+          }
+          let d = kd + <usize>((qb + ox) >> 3) * pan;
+          if (sw == 1) {
+            for (; ox + 8 <= end; ox += 8, src += 32, d += pan) {
+              v128.store(d, v128.load(src));
+              v128.store(d, v128.load(src, 16), 16);
+            }
+          } else if (sw == 2) {
+            // the odd sixteenth float may lie past the row (the planes have a margin after them): never stored
+            for (; ox + 8 <= end; ox += 8, src += 64, d += pan) {
+              v128.store(d, v128.shuffle<f32>(v128.load(src), v128.load(src, 16), 0, 2, 4, 6));
+              v128.store(d, v128.shuffle<f32>(v128.load(src, 32), v128.load(src, 48), 0, 2, 4, 6), 16);
+            }
+          }
+          for (; ox < end; ox++, src += sws) {
+            const qq = qb + ox;
+            store<f32>(kd + <usize>(qq >> 3) * pan + ((<usize>(qq & 7)) << 2), load<f32>(src));
+          }
+          q += end - ox0;
+          oy++;
+          ox0 = 0;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Stages the padded input: units are planes [r0, r1) of the raw input (H x W floats each, at the byte
+ * address in word 0 of `prm`), written with zero borders of ph rows and pw columns into hp x wp planes (at
+ * word 1). The parameter block is its own (words: src, dst, H, W, ph, pw, hp, wp), so that the calling
+ * thread can pad the next chunk of images while a job runs.
+ */
+export function convPad(prm: usize, r0: i32, r1: i32, tid: i32): void {
+  const src = <usize>load<i32>(prm);
+  const dst = <usize>load<i32>(prm, 4);
+  const h = load<i32>(prm, 8);
+  const w = load<i32>(prm, 12);
+  const ph = load<i32>(prm, 16);
+  const pw = load<i32>(prm, 20);
+  const hp = load<i32>(prm, 24);
+  const wp = load<i32>(prm, 28);
+  for (let u = r0; u < r1; u++) {
+    const s = src + ((<usize>u * h * w) << 2);
+    const d = dst + ((<usize>u * hp * wp) << 2);
+    zero(d, ph * wp + pw); // the top rows and the first row's left border
+    for (let y = 0; y < h; y++) {
+      const row = d + ((<usize>((y + ph) * wp + pw)) << 2);
+      memory.copy(row, s + ((<usize>y * w) << 2), (<usize>w) << 2);
+      // the right border and the next row's left border (the last row: up to the plane's bottom rows)
+      zero(row + ((<usize>w) << 2), y + 1 < h ? wp - w : wp - w - pw);
+    }
+    zero(d + ((<usize>((h + ph) * wp)) << 2), (hp - h - ph) * wp);
   }
 }
 
@@ -174,7 +276,9 @@ export function convForward(prm: usize, r0: i32, r1: i32, tid: i32): void {
       // the last panel's columns past nt read as zeros
       for (let k = 0; k < K; k++) zero(Bp + ((<usize>((ns - 1) * NR * K + k * NR + (nt & 7))) << 2), NR - (nt & 7));
     }
-    gather(X + ((<usize>(n * g.c + gi * g.cg) * g.h * g.w) << 2), g, g.cg, p0, nt, Bp, false, K, 0);
+    const cx = n * g.c + gi * g.cg;
+    if (g.xp) gatherPadded(<usize>g.xp + ((<usize>cx * g.hp * g.wp) << 2), g, g.cg, p0, nt, Bp, K, NR);
+    else gather(X + ((<usize>cx * g.h * g.w) << 2), g, g.cg, p0, nt, Bp, K, NR);
     const wg = Wp + ((<usize>gi * ogp * K) << 2);
     // full 4x8 tiles (all four rows are channels, all eight columns inside the tile) are stored straight
     // into Y (row stride P); the edge tiles go to Ct and are copied below
@@ -219,6 +323,12 @@ export function convForward(prm: usize, r0: i32, r1: i32, tid: i32): void {
         store<f32>(dst + off, load<f32>(src + off) + f32x4.extract_lane(bv, 0));
       }
     }
+    // the host's calling thread copies finished units out while the workers compute
+    if (g.flags) {
+      const f = <usize>g.flags + ((<usize>u) << 2);
+      if (ASC_FEATURE_THREADS) atomic.store<i32>(f, 1);
+      else store<i32>(f, 1);
+    }
   }
 }
 
@@ -243,17 +353,23 @@ function packRowPanels(src: usize, ld: i32, rows: i32, nt: i32, dst: usize): voi
 }
 
 /**
- * Input gradient: units are (image, group, channel block); for each tile, the column-gradient rows of the
- * block's channels (W^T @ gy tile) are computed and scatter-added into the block's own gx planes.
+ * Input gradient: units are (image, group, channel block, band of output rows); for each tile of the band,
+ * the column-gradient rows of the block's channels (W^T @ gy tile) are computed and scatter-added into the
+ * block's own gx planes. Bands (`blocks` of them per image, each at least (KH-1)*DH/SH output rows long)
+ * run in two phases (`accum`: 0 the even bands, 1 the odd ones): the gx rows two bands of one phase touch
+ * are disjoint, so no two units of a phase write the same float. Phase 0 also zeroes gx: even band b the
+ * rows from its first tap row to band b+2's (the first band from row 0, the last ones to row H).
  */
 export function convBackwardInput(prm: usize, r0: i32, r1: i32, tid: i32): void {
   const g = geom(prm);
-  const P = g.oh * g.ow;
   const NT = g.nt;
   const kk = g.kh * g.kw;
   const split = g.split;
   const cb = g.cb;
   const Kp = g.kp;
+  const bands = g.blocks;
+  const phase = g.accum;
+  const bip = (bands + 1 - phase) >> 1; // bands of this phase per (image, group, channel block)
   const GY = <usize>g.in0;
   const WTp = <usize>g.in1;
   const GX = <usize>g.out;
@@ -261,9 +377,12 @@ export function convBackwardInput(prm: usize, r0: i32, r1: i32, tid: i32): void 
   const Ct = Bp + ((<usize>g.og * NT) << 2);
   const ldcb = (<usize>NT) << 2;
   const hw = g.h * g.w;
+  const P = g.oh * g.ow;
   for (let u = r0; u < r1; u++) {
-    const cbi = u % split;
-    const ng = u / split;
+    const band = (u % bip) * 2 + phase;
+    const v = u / bip;
+    const cbi = v % split;
+    const ng = v / split;
     const gi = ng % g.g;
     const n = ng / g.g;
     const c0 = cbi * cb;
@@ -271,11 +390,20 @@ export function convBackwardInput(prm: usize, r0: i32, r1: i32, tid: i32): void 
     const rows = nc * kk;
     const rp = (rows + MR - 1) / MR;
     const gx = GX + ((<usize>((n * g.c + gi * g.cg + c0) * hw)) << 2);
-    zero(gx, nc * hw);
+    const y0 = <i32>((<i64>band * g.oh) / bands);
+    const y1 = <i32>((<i64>(band + 1) * g.oh) / bands);
+    if (phase == 0) {
+      const z0 = bandStart(g, band, bands);
+      const z1 = bandStart(g, band + 2, bands);
+      if (z1 > z0) for (let c = 0; c < nc; c++) zero(gx + ((<usize>(c * hw + z0 * g.w)) << 2), (z1 - z0) * g.w);
+    }
     const wg = WTp + ((<usize>(gi * Kp * g.og + c0 * kk * g.og)) << 2); // c0 * kk is a multiple of MR
-    for (let t = 0; t < g.tiles; t++) {
-      const p0 = t * NT;
-      const nt = min(NT, P - p0);
+    // the band's positions in tiles of equal length (a multiple of NR, at most NT)
+    const len = (y1 - y0) * g.ow;
+    const ntiles = (len + NT - 1) / NT;
+    const step = ntiles > 0 ? ((len + ntiles - 1) / ntiles + NR - 1) & ~(NR - 1) : NT;
+    for (let p0 = y0 * g.ow; p0 < y1 * g.ow; p0 += step) {
+      const nt = min(step, y1 * g.ow - p0);
       const ns = (nt + NR - 1) / NR;
       packRowPanels(GY + ((<usize>((n * g.o + gi * g.og) * P + p0)) << 2), P, g.og, nt, Bp);
       for (let pc = 0; pc < g.og; pc += KC) {
@@ -291,6 +419,14 @@ export function convBackwardInput(prm: usize, r0: i32, r1: i32, tid: i32): void 
       scatter(Ct, NT, g, nc, p0, nt, gx);
     }
   }
+}
+
+/** The first gx row band `b` of `bands` zeroes in phase 0: its first tap row (0 for band 0, H past the last). */
+function bandStart(g: Params, b: i32, bands: i32): i32 {
+  if (b == 0) return 0;
+  if (b >= bands) return g.h;
+  const a = <i32>((<i64>b * g.oh) / bands);
+  return min(g.h, max(0, a * g.sh - g.ph));
 }
 
 /** col2im of one tile: gx[c, iy, ix] += col[(c, i, j), q] over the tile positions whose tap is inside. */
@@ -323,6 +459,22 @@ function scatter(col: usize, ld: i32, g: Params, nc: i32, p0: i32, nt: i32, gx: 
               }
               for (; ox < b; ox++) {
                 const d = row + ((<usize>ox) << 2);
+                store<f32>(d, load<f32>(d) + load<f32>(s + ((<usize>ox) << 2)));
+              }
+            } else if (g.sw == 2) {
+              // four columns at a time into eight floats of the row, the odd ones plus 0 (unchanged, but
+              // for -0), while the eighth float lies inside the row
+              let ox = a;
+              const vEnd = min(b, (g.w - ixb - 8) / 2 + 1);
+              for (; ox + 4 <= vEnd; ox += 4) {
+                const d = row + ((<usize>(ox * 2)) << 2);
+                const v = v128.load(s + ((<usize>ox) << 2));
+                const z = f32x4.splat(0);
+                v128.store(d, f32x4.add(v128.load(d), v128.shuffle<f32>(v, z, 0, 4, 1, 4)));
+                v128.store(d, f32x4.add(v128.load(d, 16), v128.shuffle<f32>(v, z, 2, 4, 3, 4)), 16);
+              }
+              for (; ox < b; ox++) {
+                const d = row + ((<usize>(ox * 2)) << 2);
                 store<f32>(d, load<f32>(d) + load<f32>(s + ((<usize>ox) << 2)));
               }
             } else {
@@ -359,6 +511,7 @@ export function convBackwardWeight(prm: usize, r0: i32, r1: i32, tid: i32): void
   const PART = <usize>g.out;
   const Bp = scratchOf(g, tid);
   const Ap = Bp + ((<usize>Kp * NT) << 2);
+  const T = Ap + ((<usize>ogp * NT) << 2); // the tile's im2col rows, row-major (Kp x NT)
   const ldcb = (<usize>Kp) << 2;
   const pairs = n * g.tiles;
   const kk = g.kh * g.kw;
@@ -371,17 +524,25 @@ export function convBackwardWeight(prm: usize, r0: i32, r1: i32, tid: i32): void
     const colp = (nc * kk + NR - 1) & ~(NR - 1); // this block's columns, from k0 = c0 * kk (a multiple of NR)
     const C = PART + ((<usize>(v * ogp * Kp + c0 * kk)) << 2);
     for (let r = 0; r < ogp; r++) zero(C + ((<usize>r * Kp) << 2), colp);
-    zero(Bp, colp * NT); // columns past the block stay 0
+    zero(T + ((<usize>nc * kk * NT) << 2), (colp - nc * kk) * NT); // rows past the block's stay 0
     zero(Ap, ogp * NT); // rows o >= og stay 0
     const e = <i32>((<i64>(sl + 1) * pairs) / slices);
     for (let pr = <i32>((<i64>sl * pairs) / slices); pr < e; pr++) {
       const img = pr / g.tiles;
       const p0 = (pr % g.tiles) * NT;
       const nt = min(NT, P - p0);
-      gather(X + ((<usize>(img * g.c + gi * g.cg + c0) * g.h * g.w) << 2), g, nc, p0, nt, Bp, true, 0, NT);
+      // B panels: the im2col rows k (NR at a time) interleaved per position: (k, q) at (k/NR)*NR*NT + q*NR +
+      // k%NR, gathered row-major into T, then transposed
+      const cx = img * g.c + gi * g.cg + c0;
+      if (g.xp) gatherPadded(<usize>g.xp + ((<usize>cx * g.hp * g.wp) << 2), g, nc, p0, nt, T, 1, NT);
+      else gather(X + ((<usize>cx * g.h * g.w) << 2), g, nc, p0, nt, T, 1, NT);
+      for (let k = 0; k < colp; k += 4)
+        interleave4(T + ((<usize>k * NT) << 2), NT, nt, Bp + ((<usize>((k >> 3) * NR * NT + (k & 7))) << 2), NR);
       // A panels: gy rows o (MR at a time) interleaved per position: (o, q) at (o/MR)*MR*NT + q*MR + o%MR
       const gy = GY + ((<usize>((img * g.o + gi * g.og) * P + p0)) << 2);
-      for (let o = 0; o < g.og; o++) {
+      let o = 0;
+      for (; o + MR <= g.og; o += MR) interleave4(gy + ((<usize>o * P) << 2), P, nt, Ap + ((<usize>o * NT) << 2), MR);
+      for (; o < g.og; o++) {
         const src = gy + ((<usize>o * P) << 2);
         const d = Ap + ((<usize>((o >> 2) * MR * NT + (o & 3))) << 2);
         for (let q = 0; q < nt; q++) store<f32>(d + ((<usize>q * MR) << 2), load<f32>(src + ((<usize>q) << 2)));
@@ -397,6 +558,32 @@ export function convBackwardWeight(prm: usize, r0: i32, r1: i32, tid: i32): void
         }
       }
     }
+  }
+}
+
+/**
+ * Interleaves four rows (`src`, row stride `ld` floats) over positions [0, nt): the four values of position
+ * q go to dst + q*step floats (4x4 transposes; a last partial group of positions reads and writes whole
+ * vectors up to the next multiple of 4, within the rows' and panel's padding).
+ */
+function interleave4(src: usize, ld: i32, nt: i32, dst: usize, step: i32): void {
+  const ldb = (<usize>ld) << 2;
+  const sb = (<usize>step) << 2;
+  for (let q = 0; q < nt; q += 4) {
+    const s = src + ((<usize>q) << 2);
+    const a0 = v128.load(s);
+    const a1 = v128.load(s + ldb);
+    const a2 = v128.load(s + 2 * ldb);
+    const a3 = v128.load(s + 3 * ldb);
+    const t0 = v128.shuffle<f32>(a0, a1, 0, 4, 1, 5);
+    const t1 = v128.shuffle<f32>(a0, a1, 2, 6, 3, 7);
+    const t2 = v128.shuffle<f32>(a2, a3, 0, 4, 1, 5);
+    const t3 = v128.shuffle<f32>(a2, a3, 2, 6, 3, 7);
+    const d = dst + <usize>q * sb;
+    v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+    v128.store(d + sb, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+    v128.store(d + 2 * sb, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+    v128.store(d + 3 * sb, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
   }
 }
 

@@ -398,7 +398,7 @@ export function ceGradRows(x: usize, c: i32, lu: usize, offBits: i32, r0: i32, r
 
 // ---------------------------------------------------------------------------------------------------
 // conv2d as implicit GEMMs on the kernel above (wasm/conv.ts).
-export { convForward, convBackwardInput, convBackwardWeight, convSumSlices } from './conv';
+export { convForward, convBackwardInput, convBackwardWeight, convSumSlices, convPad } from './conv';
 export { dwForward, dwBackwardInput, dwBackwardWeight } from './depthwise';
 // Small-M matmul streaming B without packing (wasm/gemv.ts).
 export { gemvRows, gemvCols } from './gemv';

@@ -43,6 +43,15 @@ export interface CpuKernelCounters {
   convWasm: number;
   /** Of those, the calls whose work was split over the worker pool. */
   convThreaded: number;
+  /**
+   * Threaded WASM conv2d calls whose calling thread staged or copied images (or finished forward tiles)
+   * while the workers computed.
+   */
+  convCopyOverlapped: number;
+  /** WASM conv2d input-gradient calls run in two phases of output-row bands (few images and groups). */
+  convBanded: number;
+  /** WASM conv2d forward and weight-gradient calls whose gathers read a zero-padded copy of the input. */
+  convPadded: number;
   /** Contiguous float32 softmax / logSoftmax and layerNorm (forward or backward) calls run on WASM SIMD. */
   rowsWasm: number;
   /** Of those, the softmax / logSoftmax calls whose rows were split over the worker pool. */
@@ -70,6 +79,9 @@ export const counters: CpuKernelCounters = {
   convGemm: 0,
   convWasm: 0,
   convThreaded: 0,
+  convCopyOverlapped: 0,
+  convBanded: 0,
+  convPadded: 0,
   rowsWasm: 0,
   rowsThreaded: 0,
 };
