@@ -89,25 +89,66 @@ export function kernel4x8(kc: i32, a: usize, b: usize, c: usize, ldcb: usize, fi
  * Strides are non-negative element counts (0 for a broadcast dim).
  */
 export function packB(src: usize, rs: i32, cs: i32, k: i32, n: i32, dst: usize): void {
+  packBPanels(src, rs, cs, k, n, dst, 0, (n + NR - 1) / NR, 0, k);
+}
+
+/** 4x4 transpose: row q of the result is lane q of x0..x3 (x_j is column j of a 4 x 4 block). */
+function tr4(x0: v128, x1: v128, x2: v128, x3: v128, d: usize): void {
+  const t0 = v128.shuffle<f32>(x0, x1, 0, 4, 1, 5);
+  const t1 = v128.shuffle<f32>(x2, x3, 0, 4, 1, 5);
+  const t2 = v128.shuffle<f32>(x0, x1, 2, 6, 3, 7);
+  const t3 = v128.shuffle<f32>(x2, x3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(t0, t1, 0, 1, 4, 5));
+  v128.store(d, v128.shuffle<f32>(t0, t1, 2, 3, 6, 7), 32);
+  v128.store(d, v128.shuffle<f32>(t2, t3, 0, 1, 4, 5), 64);
+  v128.store(d, v128.shuffle<f32>(t2, t3, 2, 3, 6, 7), 96);
+}
+
+/**
+ * packB for panels s0..s1 and rows p0..p1 only (disjoint ranges may run on several threads), each value
+ * where packB puts it.
+ */
+function packBPanels(
+  src: usize,
+  rs: i32,
+  cs: i32,
+  k: i32,
+  n: i32,
+  dst: usize,
+  s0: i32,
+  s1: i32,
+  p0: i32,
+  p1: i32,
+): void {
   const rsb = (<usize>rs) << 2;
-  for (let j0 = 0; j0 < n; j0 += NR) {
+  const csb = (<usize>cs) << 2;
+  for (let q = s0; q < s1; q++) {
+    const j0 = q * NR;
     const w = min(NR, n - j0);
-    let d = dst + ((<usize>j0 * k) << 2);
-    let s = src + ((<usize>j0 * cs) << 2);
+    let d = dst + ((<usize>j0 * k + <usize>p0 * NR) << 2);
+    let s = src + ((<usize>j0 * cs + <usize>p0 * rs) << 2);
+    let p = p0;
     if (w == NR && cs == 1) {
-      for (let p = 0; p < k; p++) {
+      for (; p < p1; p++) {
         v128.store(d, v128.load(s));
         v128.store(d, v128.load(s, 16), 16);
         s += rsb;
         d += 32;
       }
-    } else {
-      const csb = (<usize>cs) << 2;
-      for (let p = 0; p < k; p++) {
-        for (let j = 0; j < NR; j++) store<f32>(d + ((<usize>j) << 2), j < w ? load<f32>(s + <usize>j * csb) : 0);
-        s += rsb;
-        d += 32;
+    } else if (w == NR && rs == 1) {
+      // B stored transposed (its columns contiguous): 4 x 4 blocks transposed in registers
+      for (; p + 4 <= p1; p += 4) {
+        tr4(v128.load(s), v128.load(s + csb), v128.load(s + 2 * csb), v128.load(s + 3 * csb), d);
+        const s4 = s + 4 * csb;
+        tr4(v128.load(s4), v128.load(s4 + csb), v128.load(s4 + 2 * csb), v128.load(s4 + 3 * csb), d + 16);
+        s += 16;
+        d += 128;
       }
+    }
+    for (; p < p1; p++) {
+      for (let j = 0; j < NR; j++) store<f32>(d + ((<usize>j) << 2), j < w ? load<f32>(s + <usize>j * csb) : 0);
+      s += rsb;
+      d += 32;
     }
   }
 }
@@ -221,6 +262,137 @@ function gemmPanels(
         }
       }
     }
+  }
+}
+
+/** Panels of A per M block in gemmCols: 64 panels = 256 rows x KC = 256 KiB of A stay in L2. */
+const MCC: i32 = 64;
+
+/** Packs A's row panels r0..r1 at `pa` for gemmCols (a pooled job: threads take disjoint ranges, tid unused). */
+export function packAJob(srcA: usize, rsA: i32, csA: i32, m: i32, k: i32, pa: usize, r0: i32, r1: i32, tid: i32): void {
+  packA(srcA, rsA, csA, m, k, r0, r1, pa);
+}
+
+/**
+ * Column panels s0..s1 of C (ldc floats per row) = A @ B with all mp row panels of A already packed at
+ * `pa` (packAJob): packs B's panels s0..s1 (raw k x n at srcB, element strides rsB, csB) into `pb`, then
+ * multiplies them by every row panel. The split for few rows (M = 256 against a wide B): threads take
+ * disjoint column ranges, each packs only its own B and reuses all of A from L2. Every C tile gets the
+ * same kernel calls in the same order as in gemm, so the bits match it. tid unused.
+ */
+export function gemmCols(
+  srcB: usize,
+  rsB: i32,
+  csB: i32,
+  k: i32,
+  n: i32,
+  pb: usize,
+  pa: usize,
+  mp: i32,
+  c: usize,
+  ldc: i32,
+  s0: i32,
+  s1: i32,
+  tid: i32,
+): void {
+  colPanels(srcB, rsB, csB, k, n, pb, pa, mp, c, ldc, s0, s1, false);
+}
+
+/** gemmCols adding A @ B to C (the K chunks after the first, as gemmAcc). */
+export function gemmColsAcc(
+  srcB: usize,
+  rsB: i32,
+  csB: i32,
+  k: i32,
+  n: i32,
+  pb: usize,
+  pa: usize,
+  mp: i32,
+  c: usize,
+  ldc: i32,
+  s0: i32,
+  s1: i32,
+  tid: i32,
+): void {
+  colPanels(srcB, rsB, csB, k, n, pb, pa, mp, c, ldc, s0, s1, true);
+}
+
+/** gemmCols and gemmColsAcc: `acc` keeps C's contents as the starting sum of the first K block. */
+function colPanels(
+  srcB: usize,
+  rsB: i32,
+  csB: i32,
+  k: i32,
+  n: i32,
+  pb: usize,
+  pa: usize,
+  mp: i32,
+  c: usize,
+  ldc: i32,
+  s0: i32,
+  s1: i32,
+  acc: bool,
+): void {
+  const ldcb = (<usize>ldc) << 2;
+  for (let pc = 0; pc < k; pc += KC) {
+    const kc = min(KC, k - pc);
+    const first = pc == 0 && !acc;
+    packBPanels(srcB, rsB, csB, k, n, pb, s0, s1, pc, pc + kc); // packed just before use, while in L2
+    for (let ic = 0; ic < mp; ic += MCC) {
+      const ie = min(ic + MCC, mp);
+      for (let s = s0; s < s1; s++) {
+        const b = pb + ((<usize>s * NR * k + <usize>pc * NR) << 2);
+        const cs = c + ((<usize>s * NR) << 2);
+        for (let r = ic; r < ie; r++) {
+          const a = pa + ((<usize>r * MR * k + <usize>pc * MR) << 2);
+          kernel4x8(kc, a, b, cs + <usize>r * MR * ldcb, ldcb, first);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Batch items i0..i1 of one batched product, each C_i (m x n, row stride NR-padded n) = A_i @ B_i, every
+ * item whole on the calling thread: many small items (attention's 48 products of 64 x 64 x 64) as one
+ * pooled job instead of one single-threaded call each. Item i's raw operands and C are described at
+ * tbl + 32 i (byte addresses and element strides, i32): srcA, rsA, csA, srcB, rsB, csB, c. Each thread
+ * packs into its own scratch at scratch + tid * scratchBytes (A panels, then B panels). The same packing
+ * and kernel calls as gemm over all of an item's rows, so the bits match it.
+ */
+export function gemmItems(
+  tbl: usize,
+  m: i32,
+  n: i32,
+  k: i32,
+  scratch: usize,
+  scratchBytes: i32,
+  i0: i32,
+  i1: i32,
+  tid: i32,
+): void {
+  const mp = (m + MR - 1) / MR;
+  const np = (n + NR - 1) / NR;
+  const pa = scratch + <usize>tid * <usize>scratchBytes;
+  const pb = pa + ((<usize>mp * MR * k) << 2);
+  for (let i = i0; i < i1; i++) {
+    const t = tbl + <usize>i * 32;
+    packB(load<i32>(t, 12), load<i32>(t, 16), load<i32>(t, 20), k, n, pb);
+    gemmPanels(
+      load<i32>(t),
+      load<i32>(t, 4),
+      load<i32>(t, 8),
+      m,
+      k,
+      pa,
+      pb,
+      np,
+      load<i32>(t, 24),
+      np * NR,
+      0,
+      mp,
+      false,
+    );
   }
 }
 

@@ -15,6 +15,12 @@ export interface CpuKernelCounters {
   matmulWorkerPanels: number;
   /** Row chunks of WASM products whose long K ran in chunks added into C (see wasmgemm.ts SPLIT_K_MIN). */
   matmulSplitK: number;
+  /** Row chunks of pooled WASM products split by column panels (few rows against a wide B). */
+  matmulByColumns: number;
+  /** WASM GEMMs that added into their output in place (C += A @ B: a weight gradient into its .grad). */
+  matmulAccumulated: number;
+  /** Batched matmul calls whose small items ran as pooled jobs of whole items (wasmGemmBatch). */
+  matmulBatched: number;
   /** Small-M products (M <= 8) computed by the WASM GEMV kernels (wasmgemv.ts), B streamed unpacked. */
   matmulGemv: number;
   /** Of those, the products whose chunks were split over the worker pool. */
@@ -65,6 +71,9 @@ export const counters: CpuKernelCounters = {
   matmulThreaded: 0,
   matmulWorkerPanels: 0,
   matmulSplitK: 0,
+  matmulByColumns: 0,
+  matmulAccumulated: 0,
+  matmulBatched: 0,
   matmulGemv: 0,
   matmulGemvThreaded: 0,
   adamwWasm: 0,

@@ -13,6 +13,7 @@ import { UNARY_LOOPS } from './ewloops.js';
 import { gemm, type MatRef, type OutRef } from './gemm.js';
 import { RowIter, coalesce } from './strided.js';
 import { wasmGemm } from './wasmgemm.js';
+import { wasmGemmBatch } from './wasmbatch.js';
 import { wasmGemv } from './wasmgemv.js';
 import { wasmBinaryF32, wasmGeluF32 } from './wasmelementwise.js';
 
@@ -176,6 +177,10 @@ function gemms(inputs: readonly Operand[], out: TensorSpec): void {
     }
     return;
   }
+  // many small items: whole items as pooled jobs (the same bits as the loop below)
+  const a0: MatRef = { arr: aArr, f16: f16a, off: a.offset, rs: ars, cs: acs };
+  const b0: MatRef = { arr: bArr, f16: f16b, off: b.offset, rs: brs, cs: bcs };
+  if (wasmGemmBatch(m, n, k, batch, ab, bb, a0, b0, { arr: oArr, dtype: out.dtype, off: out.offset })) return;
   const it = new RowIter(coalesce(batch, [ab, bb]), [a.offset, b.offset]);
   let oOff = out.offset;
   for (let r = 0; r < it.rows; r++, it.next()) {

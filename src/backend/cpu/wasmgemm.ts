@@ -13,12 +13,16 @@ import { webSpawner, webThreadSupport, type WebWorkerCtor } from './webhost.js';
 const MR = 4;
 const NR = 8;
 /** Below this many multiply-adds the JS kernels are as fast (staging, packing and call overheads). */
-const WASM_MIN_MACS = 24 * 24 * 24;
+export const WASM_MIN_MACS = 24 * 24 * 24;
 /**
  * From this many multiply-adds on, a product is split over the worker pool (a wake-up costs ~10-50 µs).
  * Measured on 2 cores: 256^3 ran 1.6x faster on two threads, 128x128x64 (attention scores) ~10% slower.
  */
-const THREAD_MIN_MACS = 128 * 128 * 128;
+export const THREAD_MIN_MACS = 128 * 128 * 128;
+/** Row panels below which a pooled product may split by columns (see splitByColumns). */
+const COLS_MAX_PANELS = 192;
+/** Column panels from which it does: enough claims for every thread. */
+const COLS_MIN_NP = 16;
 /** Region alignment in floats (64 bytes). */
 const ALIGN = 16;
 /** The module's K block (wasm/gemm.ts KC): a split K's chunks are multiples of it. */
@@ -60,6 +64,13 @@ export interface CpuKernelOptions {
    * run in column and row chunks. The memory grows to the largest chunk seen and never shrinks.
    */
   chunkFloats: number;
+  /**
+   * How a pooled matmul splits over threads: by row panels, by column panels (each thread packs its own
+   * columns of B and multiplies all of A), or by shape (default: columns for few rows against many columns).
+   */
+  matmulSplit: 'auto' | 'rows' | 'cols';
+  /** Run the small items of a batched matmul as pooled jobs of whole items (default on; wasmGemmBatch). */
+  matmulBatch: boolean;
   /** Elements from which AdamW runs on the WASM kernel (default 65536; tests lower it). */
   adamwMin: number;
   /** Elements from which contiguous float32 gelu and geluGrad run on the WASM kernels (default 16384). */
@@ -91,6 +102,11 @@ interface Wasm extends Mem {
   /** gemm adding to C (the K chunks after the first). */
   readonly gemmAcc: GemmFn;
   readonly packB: GemmFn;
+  /** Packs A's row panels (a pooled job ahead of gemmCols). */
+  readonly packAJob: GemmFn;
+  /** Column panels of C against all of A, packing their own B (the split for few rows). */
+  readonly gemmCols: GemmFn;
+  readonly gemmColsAcc: GemmFn;
   readonly pool: GemmPool | null;
   readonly stream: StreamKernels;
 }
@@ -101,6 +117,8 @@ const options: CpuKernelOptions = {
   wasm: true,
   threads: true,
   chunkFloats: 1 << 25,
+  matmulSplit: 'auto',
+  matmulBatch: true,
   adamwMin: 1 << 16,
   geluMin: 1 << 14,
   crossEntropyMinCols: 1024,
@@ -181,6 +199,9 @@ export async function initWasmKernels(): Promise<void> {
       gemm: exports.gemm!,
       gemmAcc: exports.gemmAcc!,
       packB: exports.packB!,
+      packAJob: exports.packAJob!,
+      gemmCols: exports.gemmCols!,
+      gemmColsAcc: exports.gemmColsAcc!,
       pool,
       f32: new Float32Array(memory.buffer),
       stream,
@@ -212,6 +233,17 @@ function roundUp(x: number, r: number): number {
   return Math.ceil(x / r) * r;
 }
 
+/**
+ * Whether a pooled product of `panels` row panels and `np` column panels splits by columns. Split by
+ * rows, each claim of at most ~panels / (4 threads) panels streams every packed B panel from L3 and packs
+ * B on the calling thread alone: fine for many rows, slow for M = 256 (claims of 8 panels, 1/3 of the
+ * kernel's 24-panel A block).
+ */
+function splitByColumns(panels: number, np: number): boolean {
+  if (options.matmulSplit !== 'auto') return options.matmulSplit === 'cols';
+  return panels < COLS_MAX_PANELS && np >= COLS_MIN_NP;
+}
+
 /** Floats a chunk of mc x nc (x k) needs: staged A and B (at most twice their size), packed A, B, and C. */
 function chunkFloats(mc: number, nc: number, k: number): number {
   return 3 * roundUp(mc, MR) * k + 3 * k * roundUp(nc, NR) + roundUp(mc, MR) * roundUp(nc, NR) + 8 * ALIGN;
@@ -227,6 +259,8 @@ export function wasmKernelHost(): {
   readonly pool: GemmPool | null;
   readonly threads: boolean;
   readonly chunkFloats: number;
+  /** The current options (all of them). */
+  readonly options: Readonly<CpuKernelOptions>;
   ensure(floats: number): Float32Array | null;
 } | null {
   const w = wasm;
@@ -236,6 +270,7 @@ export function wasmKernelHost(): {
     pool: w.pool,
     threads: options.threads,
     chunkFloats: options.chunkFloats,
+    options,
     ensure: (floats) => ensure(w, floats),
   };
 }
@@ -274,7 +309,7 @@ function ensure(w: Mem, floats: number): Float32Array | null {
  * at most twice the elements (strides kept), else compacted row- or column-wise. Returns the staged
  * row and column strides.
  */
-function stage(
+export function stage(
   src: Float32Array,
   off: number,
   rs: number,
@@ -302,10 +337,19 @@ function stage(
 }
 
 /**
- * C = A @ B through the WASM kernel when it applies (float32 operands and output, non-negative strides,
- * at least MR x NR x WASM_MIN_MACS); returns false, having written nothing, when it does not.
+ * C = A @ B (C += A @ B with `accumulate`: a gradient summed into its .grad) through the WASM kernel when it
+ * applies (float32 operands and output, non-negative strides, at least MR x NR x WASM_MIN_MACS); returns
+ * false, having written nothing, when it does not. C is contiguous with rows of n.
  */
-export function wasmGemm(m: number, n: number, k: number, a: MatRef, b: MatRef, c: OutRef): boolean {
+export function wasmGemm(
+  m: number,
+  n: number,
+  k: number,
+  a: MatRef,
+  b: MatRef,
+  c: OutRef,
+  accumulate = false,
+): boolean {
   const w = wasm;
   if (!w || !options.wasm || a.f16 || b.f16 || c.dtype !== 'float32') return false;
   if (m < MR || n < NR || k === 0 || m * n * k < WASM_MIN_MACS) return false;
@@ -343,24 +387,42 @@ export function wasmGemm(m: number, n: number, k: number, a: MatRef, b: MatRef, 
     for (let i0 = 0; i0 < m; i0 += mc) {
       const mh = Math.min(mc, m - i0);
       const panels = Math.ceil(mh / MR);
+      const byCols = poolReady && mc === m && Math.max(np, panels) <= MAX_POOLED_PANELS && splitByColumns(panels, np);
+      const ldc = np * NR;
+      // accumulating: C's tile is staged in and every K pass adds to it (the kernels' accumulate mode)
+      if (accumulate)
+        for (let i = 0; i < mh; i++)
+          mem.set(out.subarray(c.off + (i0 + i) * n + j0, c.off + (i0 + i) * n + j0 + nw), cBase + i * ldc);
       for (let p0 = 0; p0 < k; p0 += kc) {
         const kw = Math.min(kc, k - p0);
-        // an unsplit K packs B once per column chunk; a split one per (row chunk, K chunk)
+        const first = p0 === 0 && !accumulate;
+        // an unsplit K stages B once per column chunk; a split one per (row chunk, K chunk)
+        let brs = 0;
+        let bcs = 0;
         if (kc < k || i0 === 0) {
-          const [brs, bcs] = stage(B, b.off + j0 * b.cs + p0 * b.rs, b.rs, b.cs, kw, nw, mem, rawB);
-          w.packB(rawB * 4, brs, bcs, kw, nw, packB * 4);
+          [brs, bcs] = stage(B, b.off + j0 * b.cs + p0 * b.rs, b.rs, b.cs, kw, nw, mem, rawB);
+          if (!byCols) w.packB(rawB * 4, brs, bcs, kw, nw, packB * 4);
         }
         const [ars, acs] = stage(A, a.off + i0 * a.rs + p0 * a.cs, a.rs, a.cs, mh, kw, mem, rawA);
+        if (byCols) {
+          // every thread packs and multiplies its own column panels against all of A, packed first
+          pool.run(w.packAJob, [rawA * 4, ars, acs, mh, kw, packA * 4], panels, 'packAJob');
+          const args = [rawB * 4, brs, bcs, kw, nw, packB * 4, packA * 4, panels, cBase * 4, np * NR];
+          pool.run(first ? w.gemmCols : w.gemmColsAcc, args, np, first ? 'gemmCols' : 'gemmColsAcc');
+          threaded = true;
+          continue;
+        }
         const args = [rawA * 4, ars, acs, mh, kw, packA * 4, packB * 4, np, cBase * 4, np * NR];
-        const name = p0 === 0 ? 'gemm' : 'gemmAcc';
-        const fn = p0 === 0 ? w.gemm : w.gemmAcc;
+        const name = first ? 'gemm' : 'gemmAcc';
+        const fn = first ? w.gemm : w.gemmAcc;
         if (poolReady && panels >= 2 && panels <= MAX_POOLED_PANELS) {
           pool.run(fn, args, panels, name);
           threaded = true;
         } else fn(...args, 0, panels);
       }
       if (kc < k) counters.matmulSplitK++;
-      const ldc = np * NR;
+      if (byCols) counters.matmulByColumns++;
+      if (accumulate) counters.matmulAccumulated++;
       if (nw === n && ldc === n) out.set(mem.subarray(cBase, cBase + mh * n), c.off + i0 * n);
       else {
         for (let i = 0; i < mh; i++) {
