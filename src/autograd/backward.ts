@@ -2,8 +2,10 @@
 // dependency order, applies each op's gradient rule and accumulates into leaf `.grad` in place.
 import { AutogradError, fmtShape } from '../core/errors.js';
 import type { Tensor } from '../tensor/index.js';
-import { binary, cast, indexAddInplace, keep, noGrad, onesLike, tidy, type Node } from '../tensor/index.js';
-import { GRAD_RULES, materialize, type IndexAddGrad, type InputGrad } from './rules.js';
+import type { AttrMap } from '../ops/opcodes.js';
+import { binary, cast, indexAddInplace, keep, noGrad, onesLike, tidy, transpose, type Node } from '../tensor/index.js';
+import { matmulAccumulate_ } from '../tensor/linalg.js';
+import { GRAD_RULES, materialize, type DeferredGrad, type InputGrad } from './rules.js';
 
 /** Options of `backward`. */
 export interface BackwardOptions {
@@ -53,15 +55,20 @@ class Ledger {
   }
 
   /**
-   * Accumulates a deferred index-add gradient into `leaf.grad` in place when the buffer exists (the
-   * steady state of training, where grads are zeroed in place), else builds it as the fresh grad.
+   * Accumulates a deferred gradient (an index-add or a product) into `leaf.grad` in place when the buffer
+   * exists (the steady state of training, where grads are zeroed in place), has its dtype and is
+   * contiguous, and no hook must see the gradient; else builds it and goes the usual way.
    */
-  toLeafDeferred(leaf: Tensor, g: IndexAddGrad): void {
-    if (leaf.grad && leaf.leafHooks.length === 0 && leaf.grad.dtype === g.src.dtype && leaf.grad.isContiguous) {
-      indexAddInplace(leaf.grad, g.dim, g.index, g.src);
+  toLeafDeferred(leaf: Tensor, g: DeferredGrad): void {
+    const grad = leaf.grad;
+    const dtype = g.kind === 'matmul' ? g.x.dtype : g.src.dtype;
+    if (!leaf.disposed && grad && leaf.leafHooks.length === 0 && grad.dtype === dtype && grad.isContiguous) {
+      accumulateInPlace(grad, g);
       return;
     }
-    this.toLeaf(leaf, castTo(materialize(g), leaf.dtype), true);
+    const t = tidy(() => castTo(materialize(g), leaf.dtype));
+    this.toLeaf(leaf, t, true);
+    this.freeIfUnused(t); // unless the leaf took it as its grad
   }
 
   /** Accumulates `g` into `leaf.grad`; takes `g` itself only when `exclusive` (referenced nowhere else). */
@@ -111,7 +118,8 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
 }
 
 function run(root: Node, g0: Tensor, ledger: Ledger, retain: boolean): void {
-  const deps = dependencies(root);
+  const deps = dependencies(root); // counts down as gradients arrive
+  const fanIn: ReadonlyMap<Node, number> = new Map(deps); // stays: how many gradients each node gets
   const grads = new Map<Node, Tensor>([[root, g0]]);
   ledger.hold(g0);
   const ready: Node[] = [root];
@@ -135,14 +143,17 @@ function run(root: Node, g0: Tensor, ledger: Ledger, retain: boolean): void {
       if (!edge) return;
       const raw = inGrads[i];
       if (!raw) throw new Error(`internal: rule of ${node.op} gave no gradient for input ${i}`);
-      if (isDeferred(raw) && 'leaf' in edge) {
-        ledger.toLeafDeferred(edge.leaf, raw);
+      const route = isDeferred(raw) ? leafRoute(edge, raw, fanIn) : null;
+      if (route) {
+        ledger.toLeafDeferred(route.leaf, route.grad);
+        if (route.view) retire(route.view, deps, retain);
         return;
       }
-      const gi = isDeferred(raw) ? castTo(materialize(raw), node.inputs[i]!.dtype) : raw;
+      const gi = isDeferred(raw) ? tidy(() => castTo(materialize(raw), node.inputs[i]!.dtype)) : raw;
       if ('leaf' in edge) {
         const exclusive = gi !== gIn && inGrads.indexOf(gi) === inGrads.lastIndexOf(gi);
         ledger.toLeaf(edge.leaf, gi, exclusive);
+        if (gi !== raw) ledger.freeIfUnused(gi); // a materialized gradient added into an existing grad
         return;
       }
       const prev = grads.get(edge.node);
@@ -156,7 +167,62 @@ function run(root: Node, g0: Tensor, ledger: Ledger, retain: boolean): void {
     });
     ledger.drop(gIn);
     for (const gi of inGrads) if (gi && !isDeferred(gi)) ledger.freeIfUnused(gi);
+    releaseProducts(inGrads);
     if (!retain) node.freeSaved();
+  }
+}
+
+type Edge = NonNullable<Node['next'][number]>;
+
+/**
+ * Where a deferred gradient accumulates in place: the leaf its edge reaches, or, for a product, the leaf
+ * behind a transpose view (a Linear's weight^T) that only this edge feeds: the product is transposed
+ * instead and the view node retired. Null: the gradient is materialized.
+ */
+function leafRoute(
+  edge: Edge,
+  g: DeferredGrad,
+  fanIn: ReadonlyMap<Node, number>,
+): { leaf: Tensor; grad: DeferredGrad; view: Node | null } | null {
+  if ('leaf' in edge) return { leaf: edge.leaf, grad: g, view: null };
+  if (g.kind !== 'matmul' || !isLoneLeafTranspose(edge.node, fanIn)) return null;
+  const inner = edge.node.next[0]!;
+  if (!('leaf' in inner)) return null;
+  return { leaf: inner.leaf, grad: { ...g, transposed: !g.transposed }, view: edge.node };
+}
+
+/** A 2-D transpose of a leaf with no hooks whose output feeds exactly one gradient (its rule is a transpose). */
+function isLoneLeafTranspose(n: Node, fanIn: ReadonlyMap<Node, number>): boolean {
+  if (n.op !== 'permute' || n.hooks.length > 0 || fanIn.get(n) !== 1 || n.next.length !== 1) return false;
+  const { dims } = n.attrs as AttrMap['permute'];
+  const e = n.next[0];
+  return dims.length === 2 && dims[0] === 1 && dims[1] === 0 && e != null && 'leaf' in e;
+}
+
+/** A node whose only gradient went around it: nothing is pending on it; its saved tensors go as if it ran. */
+function retire(n: Node, deps: Map<Node, number>, retain: boolean): void {
+  deps.set(n, 0);
+  if (!retain) n.freeSaved();
+}
+
+/** Accumulates a deferred gradient into `grad` (contiguous, the gradient's dtype) in place. */
+function accumulateInPlace(grad: Tensor, g: DeferredGrad): void {
+  if (g.kind === 'indexAdd') {
+    indexAddInplace(grad, g.dim, g.index, g.src);
+    return;
+  }
+  // (x @ y)^T = y^T @ x^T: both transposes are views
+  tidy(() =>
+    g.transposed ? matmulAccumulate_(grad, transpose(g.y), transpose(g.x)) : matmulAccumulate_(grad, g.x, g.y),
+  );
+}
+
+/** Frees the operand views a node's deferred products own (see MatmulGrad) once every edge was served. */
+function releaseProducts(inGrads: readonly InputGrad[]): void {
+  for (const g of inGrads) {
+    if (!g || !isDeferred(g) || g.kind !== 'matmul') continue;
+    g.x.dispose();
+    g.y.dispose();
   }
 }
 
@@ -169,8 +235,8 @@ export function retainGrad(t: Tensor): void {
   });
 }
 
-function isDeferred(g: InputGrad): g is IndexAddGrad {
-  return g !== null && (g as IndexAddGrad).kind === 'indexAdd';
+function isDeferred(g: InputGrad): g is DeferredGrad {
+  return g !== null && typeof (g as DeferredGrad).kind === 'string';
 }
 
 function castTo(t: Tensor, dtype: Tensor['dtype']): Tensor {

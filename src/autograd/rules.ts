@@ -57,14 +57,35 @@ export interface IndexAddGrad {
   readonly src: Tensor;
 }
 
+/**
+ * A product gradient `x @ y` (2-D operands), or its transpose when `transposed` (an operand stored
+ * transposed, such as a Linear's weight^T). The engine accumulates it into a leaf's `.grad` with one
+ * matmul kernel whose residual is the grad itself (no (k, n) temporary, no separate add), pushing it
+ * through a lone transpose view to the leaf behind; elsewhere it is materialized. `x` and `y` are views
+ * that the descriptor owns: the engine disposes them once the gradient is served.
+ */
+export interface MatmulGrad {
+  readonly kind: 'matmul';
+  readonly x: Tensor;
+  readonly y: Tensor;
+  readonly transposed: boolean;
+}
+
+/** A gradient the engine may add into an existing buffer instead of building. */
+export type DeferredGrad = IndexAddGrad | MatmulGrad;
+
 /** What a rule returns for one input. */
-export type InputGrad = Tensor | IndexAddGrad | null;
+export type InputGrad = Tensor | DeferredGrad | null;
 
 /** A gradient rule: one gradient (or null) per input. */
 export type GradRule = (ctx: GradContext) => InputGrad[];
 
-/** The dense tensor of a deferred index-add gradient. */
-export function materialize(g: IndexAddGrad): Tensor {
+/** The dense tensor of a deferred gradient. */
+export function materialize(g: DeferredGrad): Tensor {
+  if (g.kind === 'matmul') {
+    const p = matmul(g.x, g.y);
+    return g.transposed ? transpose(p) : p;
+  }
   return indexAdd(zeros(g.shape, { dtype: g.src.dtype, device: g.src.device }), g.dim, g.index, g.src);
 }
 
@@ -205,19 +226,26 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
     const gm = gh.dtype === a.dtype ? gh : cast(gh, a.dtype);
     // Each 2-D operand's gradient is made in that operand's memory layout: a transposed view (a Linear's
     // weight^T, the tied head's wte^T) gets the transpose of a contiguous product,
-    // so the gradient reaching the leaf is contiguous and accumulates with a dense add, not a strided one
-    // (the 50257x768 head gradient: 189 -> ~15 ms on the CPU). Same products, same FLOPs.
+    // so the gradient reaching the leaf is contiguous, never a strided add (the 50257x768 head gradient:
+    // 189 -> ~15 ms on the CPU). Same products, same FLOPs. 2-D products are deferred (MatmulGrad): a
+    // weight's is accumulated into its .grad by the product's own kernel (no temporary, no add). The
+    // descriptor owns fresh views of its operands, which the engine frees once it served the gradient.
+    const product = (x: Tensor, y: Tensor, transposed: boolean): InputGrad => {
+      if (gm.ndim === 2) return { kind: 'matmul', x: permute(x, [0, 1]), y: permute(y, [0, 1]), transposed };
+      const p = matmul(x, y);
+      return transposed ? transpose(p) : p;
+    };
     const ga = ctx.needs(0)
       ? colMajor(a)
-        ? transpose(matmul(b, transpose(gm)))
-        : matmul(gm, transpose(b))
+        ? product(b, transpose(gm), true)
+        : product(gm, transpose(b), false)
       : null;
     const gb = ctx.needs(1)
       ? colMajor(b)
-        ? transpose(matmul(transpose(gm), a))
-        : matmul(transpose(a), gm)
+        ? product(transpose(gm), a, true)
+        : product(transpose(a), gm, false)
       : null;
-    const grads = [ga, gb];
+    const grads: InputGrad[] = [ga, gb];
     // the bias (n) was broadcast over every row: its gradient sums h's gradient over all leading dims
     // (before any cast; the engine casts it to the bias's dtype)
     if (bias) grads.push(ctx.needs(2) ? sum(gh, [...Array(gh.ndim - 1).keys()]) : null);

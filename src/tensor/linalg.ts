@@ -5,7 +5,8 @@ import { isFloat } from '../core/dtype.js';
 import { OpError, fmtShape } from '../core/errors.js';
 import type { AttrMap, MatmulActivation } from '../ops/opcodes.js';
 import { matmulBiasShape, matmulShape } from '../ops/shapes.js';
-import { runKernel } from './engine.js';
+import { checkInplace } from './elementwise.js';
+import { backendOf, runKernel } from './engine.js';
 import { isGradEnabled } from './gradmode.js';
 import { tidy } from './scope.js';
 import type { Tensor } from './tensor.js';
@@ -149,4 +150,33 @@ function matmul2(a: Tensor, b: Tensor, ep: Epilogue): Tensor {
     const be = needB ? expand(b, [...batch, k, n]) : b;
     return run(ae, be, residual, [...batch, m, n]);
   });
+}
+
+/**
+ * @internal target += x @ y in one matmul kernel whose residual is `target` itself (it is both the
+ * residual input and the output): gradient accumulation into a leaf's `.grad` with no temporary and no
+ * separate add. 2-D operands of the target's (float) dtype; the target is contiguous and shares no
+ * storage with them. Bumps the target's version like the other in-place ops.
+ */
+export function matmulAccumulate_(target: Tensor, x: Tensor, y: Tensor): Tensor {
+  const op = 'matmulAccumulate_';
+  checkInplace(op, target, [x, y]);
+  const shapes = `${fmtShape(target.shape)} += ${fmtShape(x.shape)} @ ${fmtShape(y.shape)}`;
+  if (target.ndim !== 2 || x.ndim !== 2 || y.ndim !== 2)
+    throw new OpError(op, `needs a 2-D target and 2-D operands, got ${shapes}`);
+  if (x.shape[1] !== y.shape[0] || target.shape[0] !== x.shape[0] || target.shape[1] !== y.shape[1])
+    throw new OpError(op, `shapes do not match: ${shapes}`);
+  if (!isFloat(target.dtype) || x.dtype !== target.dtype || y.dtype !== target.dtype)
+    throw new OpError(
+      op,
+      `operands must have the target's float dtype, got ${target.dtype} += ${x.dtype} @ ${y.dtype}`,
+    );
+  if (!target.isContiguous)
+    throw new OpError(op, `the target must be contiguous, got strides ${fmtShape(target.strides)} (${shapes})`);
+  if (x.storage === target.storage || y.storage === target.storage)
+    throw new OpError(op, `an operand shares the target's storage (${shapes})`);
+  const t = target.spec();
+  backendOf(op, [target, x, y]).run('matmul', [x.spec(), y.spec(), t], t, { residual: true });
+  target.storage.version++;
+  return target;
 }

@@ -7,7 +7,7 @@ import { f16BitsToF32, f32ToF16Bits } from '../../core/float16.js';
 import { isContiguous, numel } from '../../core/shape.js';
 import type { AttrMap } from '../../ops/opcodes.js';
 import type { Operand, TensorSpec } from '../backend.js';
-import { view } from './buffer.js';
+import { CpuBuffer, view } from './buffer.js';
 import { counters } from './counters.js';
 import { UNARY_LOOPS } from './ewloops.js';
 import { gemm, type MatRef, type OutRef } from './gemm.js';
@@ -24,6 +24,8 @@ import { wasmBinaryF32, wasmGeluF32 } from './wasmelementwise.js';
  * A float32 output over float16 operands is the autocast epilogue (the GEMM stores float32 directly).
  */
 export function matmul(inputs: readonly Operand[], out: TensorSpec, attrs: AttrMap['matmul'] = {}): void {
+  if (attrs.residual && !attrs.bias && !attrs.activation && accumulateWasm(inputs, out)) return;
+  if (attrs.residual) inputs = unaliasResidual(inputs, out, attrs.bias ? 3 : 2);
   gemms(inputs, out);
   if (numel(out.shape) === 0) return;
   let i = 2;
@@ -39,6 +41,47 @@ export function matmul(inputs: readonly Operand[], out: TensorSpec, attrs: AttrM
     return;
   }
   epilogue(out, bias, residual, attrs.activation ?? null, h ?? null);
+}
+
+/**
+ * out += A @ B for a residual that is the 2-D float32 output itself (a weight gradient accumulating into
+ * its .grad) on the WASM GEMM's accumulate mode: C is staged in instead of copied aside. False, having
+ * written nothing, when that path does not apply.
+ */
+function accumulateWasm(inputs: readonly Operand[], out: TensorSpec): boolean {
+  const [a, b, r] = inputs as readonly TensorSpec[];
+  if (!a || !b || !r || out.shape.length !== 2 || out.dtype !== 'float32') return false;
+  if (r.buffer !== out.buffer || r.offset !== out.offset || !isContiguous(out.shape, r.strides)) return false;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return false;
+  const [m, n] = out.shape as [number, number];
+  const k = a.shape[1]!;
+  const am: MatRef = { arr: matArray(a), f16: false, off: a.offset, rs: a.strides[0]!, cs: a.strides[1]! };
+  const bm: MatRef = { arr: matArray(b), f16: false, off: b.offset, rs: b.strides[0]!, cs: b.strides[1]! };
+  return wasmGemm(m, n, k, am, bm, { arr: view(out.buffer, 'float32'), dtype: 'float32', off: out.offset }, true);
+}
+
+/** Scratch for a residual that is the output itself (grown to the largest seen, reused: no page faults). */
+let staging: CpuBuffer | null = null;
+
+/**
+ * In-place accumulation (out += A @ B, the residual being the output itself: a leaf's gradient): the GEMMs
+ * write the output before the epilogue reads the residual, so the residual is first copied to scratch and
+ * read from there. Any other overlap of the residual with the output is refused.
+ */
+function unaliasResidual(inputs: readonly Operand[], out: TensorSpec, at: number): readonly Operand[] {
+  const r = inputs[at] as TensorSpec;
+  if (r.buffer !== out.buffer) return inputs;
+  const len = numel(out.shape);
+  if (r.offset !== out.offset || r.dtype !== out.dtype || !isContiguous(out.shape, r.strides))
+    throw new Error('cpu backend: matmul residual shares the output buffer but is not the output itself');
+  const bytes = len * (out.dtype === 'float16' ? 2 : 4);
+  if (!staging || staging.bytes < bytes) staging = new CpuBuffer(bytes);
+  const src = matArray(r);
+  (out.dtype === 'float16' ? staging.view('float16') : staging.view('float32')).set(
+    src.subarray(r.offset, r.offset + len),
+  );
+  const copy: TensorSpec = { ...r, buffer: staging, offset: 0 };
+  return inputs.map((x, i) => (i === at ? copy : x));
 }
 
 /**

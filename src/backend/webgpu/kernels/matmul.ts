@@ -95,11 +95,13 @@ const WORDS = S_H_OFF + 1;
 
 /**
  * The epilogue of a specialization: the bias's dtype (null: none), whether a residual (the output's dtype)
- * is added, the activation, and whether the pre-activation h is stored (the output's dtype).
+ * is added, the activation, and whether the pre-activation h is stored (the output's dtype). `inOut`: the
+ * residual is the output itself (in-place accumulation, out += A @ B), read from the output binding.
  */
 interface Epilogue {
   readonly dbias: DType | null;
   readonly residual: boolean;
+  readonly inOut?: boolean;
   readonly act: MatmulActivation | null;
   readonly h: boolean;
 }
@@ -108,7 +110,7 @@ const PLAIN: Epilogue = { dbias: null, residual: false, act: null, h: false };
 
 /** The epilogue's part of a program key ('' for a plain matmul, so plain keys stay as they were). */
 function epilogueKey(e: Epilogue): string {
-  return `${e.dbias ? `_bias_${e.dbias}` : ''}${e.act ? `_${e.act}` : ''}${e.h ? '_h' : ''}${e.residual ? '_res' : ''}`;
+  return `${e.dbias ? `_bias_${e.dbias}` : ''}${e.act ? `_${e.act}` : ''}${e.h ? '_h' : ''}${e.residual ? (e.inOut ? '_resio' : '_res') : ''}`;
 }
 
 /**
@@ -124,7 +126,7 @@ function epilogueSource(e: Epilogue, dout: DType): { decls: string; helpers: str
     decls += storageDecl(binding++, 'Bias', e.dbias, true);
     lines.push(`x = x + ${load('Bias', `${uU32(S_BIAS_OFF)} + c * ${uU32(S_BIAS_S)}`, e.dbias)};`);
   }
-  if (e.residual) decls += storageDecl(binding++, 'R', dout, true);
+  if (e.residual && !e.inOut) decls += storageDecl(binding++, 'R', dout, true);
   if (e.h) {
     decls += storageDecl(binding++, 'H', dout, false);
     lines.push(store('H', `${uU32(S_H_OFF)} + i`, dout, 'x'));
@@ -136,7 +138,9 @@ function epilogueSource(e: Epilogue, dout: DType): { decls: string; helpers: str
     lines.push(`x = ${plan.expr(['x'])};`);
     helpers = HELPERS_WGSL + helperSource(plan.helpers);
   }
-  if (e.residual) lines.push(`x = x + ${load('R', `rb + r * ${uU32(S_R_RS)} + c * ${uU32(S_R_CS)}`, dout)};`);
+  // in place: each output element is read, then written, by the one thread that owns it
+  if (e.residual && e.inOut) lines.push(`x = x + ${load('O', `${uU32(S_O_OFF)} + i`, dout)};`);
+  else if (e.residual) lines.push(`x = x + ${load('R', `rb + r * ${uU32(S_R_RS)} + c * ${uU32(S_R_CS)}`, dout)};`);
   decls += uniformDecl(binding, WORDS);
   lines.push(store('O', `${uU32(S_O_OFF)} + i`, dout, 'x'));
   return { decls, helpers, body: lines.join('\n    ') };
@@ -299,6 +303,23 @@ function coalesceBatch(
   return [sh, a, b, r];
 }
 
+/**
+ * Whether the residual is the output itself (same buffer, offset, dtype and contiguous layout: in-place
+ * accumulation): it is then bound once, through the output's read_write binding. Any other overlap with
+ * the output would be a read-only binding aliasing a writable one: refused.
+ */
+function residualIsOutput(r: TensorSpec, out: TensorSpec): boolean {
+  if (r.buffer !== out.buffer) return false;
+  const strides = contiguousStrides(out.shape);
+  if (
+    r.offset === out.offset &&
+    r.dtype === out.dtype &&
+    r.strides.every((s, d) => s === strides[d] || out.shape[d] === 1)
+  )
+    return true;
+  throw new Error('webgpu matmul: the residual shares the output buffer but is not the output itself');
+}
+
 /** The optional operands of the epilogue (see `matmul`). */
 export interface MatmulEpilogueSpecs {
   readonly bias?: TensorSpec | undefined;
@@ -338,9 +359,16 @@ export function matmulDispatches(
   const [brs, bcs] = b.strides.slice(-2) as [number, number];
   const count = bShape.reduce((x, y) => x * y, 1);
   tile ??= pickTile(m, n, count, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const inOut = residual !== undefined && residualIsOutput(residual, out);
   const ep: Epilogue =
     epi.activation || residual || bias
-      ? { dbias: bias?.dtype ?? null, residual: !!residual, act: epi.activation ?? null, h: !!h && !!epi.activation }
+      ? {
+          dbias: bias?.dtype ?? null,
+          residual: !!residual,
+          inOut,
+          act: epi.activation ?? null,
+          h: !!h && !!epi.activation,
+        }
       : PLAIN;
   const prog = program(tile, a.dtype, b.dtype, out.dtype, layoutOf(ars, acs), layoutOf(brs, bcs), ep);
   const dispatches: Dispatch[] = [];
@@ -383,7 +411,7 @@ export function matmulDispatches(
         { buffer: b.buffer, readOnly: true },
         { buffer: out.buffer, readOnly: false },
         ...(bias ? [{ buffer: bias.buffer, readOnly: true }] : []),
-        ...(residual ? [{ buffer: residual.buffer, readOnly: true }] : []),
+        ...(residual && !inOut ? [{ buffer: residual.buffer, readOnly: true }] : []),
         ...(ep.h ? [{ buffer: h!.buffer, readOnly: false }] : []),
       ],
       uniforms: u.words,
