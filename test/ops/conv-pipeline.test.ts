@@ -133,7 +133,7 @@ describe('conv2d [cpu] WASM work splits and staging', cpuRun, () => {
     if (cpuKernelInfo().wasm) assert.equal(counters.convBanded, 0, 'one band per image');
   });
 
-  test('pipelined chunks of images match the oracle and the unchunked run; copies overlap the workers', async (t) => {
+  test('pipelined chunks of images match the oracle and the unchunked run', async (t) => {
     // a chunk budget of about one image: five chunks, staged and copied by the calling thread in turn
     const rng = testRng('conv2d chunks', t);
     const wasm = cpuKernelInfo().wasm !== null;
@@ -151,7 +151,8 @@ describe('conv2d [cpu] WASM work splits and staging', cpuRun, () => {
         if (wasm) assert.equal(counters.convPadded, 2, `${what}: two kernels gathered the padded input`);
         if (wasm && opts.threads && threads && cpuKernelInfo().threads > 1) {
           assert.ok(counters.convThreaded >= 1, `${what}: threaded`);
-          assert.ok(counters.convCopyOverlapped >= 1, `${what}: the calling thread staged or copied meanwhile`);
+          // whether the calling thread got a unit of its own (and so staged the next chunk meanwhile) depends
+          // on scheduling: on a loaded machine the worker may claim every unit first, so it is not asserted
         }
         runs.push(out);
       } finally {
