@@ -139,7 +139,7 @@ export class GPT extends Module {
   drop: Dropout;
   h: ModuleList<Block>;
   ln_f: LayerNorm;
-  private positions = new Map<number, Tensor>();
+  private positions = new Map<string, Tensor>();
 
   constructor(
     readonly config: GPTConfig,
@@ -163,11 +163,19 @@ export class GPT extends Module {
     });
   }
 
-  /** Position ids 0..T-1, created once per length and kept. */
+  /** Position ids 0..T-1, created once per (device, length) and kept until `dispose()`. */
   private positionIds(T: number, device: DeviceLike): Tensor {
-    let p = this.positions.get(T);
-    if (!p) this.positions.set(T, (p = keep(arange(0, T, 1, { device }))));
+    const key = `${String(device)}/${T}`;
+    let p = this.positions.get(key);
+    if (!p) this.positions.set(key, (p = keep(arange(0, T, 1, { device }))));
     return p;
+  }
+
+  /** Frees the parameters, buffers and the cached position ids. */
+  override dispose(): void {
+    for (const p of this.positions.values()) p.dispose();
+    this.positions.clear();
+    super.dispose();
   }
 
   /** Token ids (B, T) -> logits (B, T, vocabSize). */

@@ -257,7 +257,10 @@ forEachBackend((device) => {
     const run = async (loss: Tensor) => {
       loss.backward();
       const grads = await Promise.all(params.map(([, p]) => p.grad!.toArray()));
-      for (const [, p] of params) p.grad = null;
+      for (const [, p] of params) {
+        p.grad?.dispose();
+        p.grad = null;
+      }
       const value = (await loss.toArray())[0]!;
       loss.dispose();
       return { value, grads };
@@ -274,6 +277,7 @@ forEachBackend((device) => {
       }),
     );
     for (const x of [idx, targets]) x.dispose();
+    model.dispose(); // nothing left for the GC to free in a later test's memory accounting
   });
 
   test('the fused path is taken: a GPT MLP forward is 2 dispatches, a block has no add or gelu kernel', async () => {
@@ -306,6 +310,7 @@ forEachBackend((device) => {
       z.dispose();
     }
     x.dispose();
+    model.dispose();
   });
 });
 
@@ -315,10 +320,8 @@ describe('matmul epilogue on the CPU: large float32 outputs', () => {
     const [m, k, n] = [64, 40, 517]; // 33088 outputs: past the WASM gelu (16384) and add (8192) thresholds
     const [a, b, c, r] = [randomND(rng, [m, k]), randomND(rng, [k, n]), randomND(rng, [n]), randomND(rng, [m, n])];
     const before = cpuKernelCounters();
-    const y = matmul(fromND(a, 'float32', 'cpu'), fromND(b, 'float32', 'cpu'), fromND(c, 'float32', 'cpu'), {
-      activation: 'gelu',
-      residual: fromND(r, 'float32', 'cpu'),
-    });
+    const ins = [a, b, c, r].map((v) => fromND(v, 'float32', 'cpu')) as [Tensor, Tensor, Tensor, Tensor];
+    const y = matmul(ins[0], ins[1], ins[2], { activation: 'gelu', residual: ins[3] });
     const after = cpuKernelCounters();
     if (cpuKernelInfo().wasm) {
       assert.equal(after.geluWasm - before.geluWasm, 1, 'the WASM gelu ran');
@@ -330,6 +333,6 @@ describe('matmul epilogue on the CPU: large float32 outputs', () => {
       atol: 2e-6,
       what: 'fused gelu + residual',
     });
-    y.dispose();
+    for (const v of [y, ...ins]) v.dispose();
   });
 });
