@@ -36,63 +36,26 @@ function pow2(t: v128): v128 {
   return i32x4.shl(i32x4.add(t, i32x4.splat(127)), 23);
 }
 
-/**
- * e^z for z in ±87 (copy A): z = n ln2 + r with |r| <= ln2 / 2 and the Cephes degree-5 polynomial; n is
- * rounded by adding 1.5 * 2^23 (cheaper in V8 than nearest + trunc_sat).
- */
-function expA(z: v128): v128 {
-  const t = fmadd(z, f32x4.splat(1.4426950408889634), f32x4.splat(12582912));
-  const n = f32x4.sub(t, f32x4.splat(12582912));
-  let r = fmadd(n, f32x4.splat(-0.693359375), z);
-  r = fmadd(n, f32x4.splat(2.1219444e-4), r);
-  let p = fmadd(f32x4.splat(1.98756915e-4), r, f32x4.splat(1.3981999507e-3));
-  p = fmadd(p, r, f32x4.splat(8.3334519073e-3));
-  p = fmadd(p, r, f32x4.splat(4.1665795894e-2));
-  p = fmadd(p, r, f32x4.splat(1.6666665459e-1));
-  p = fmadd(p, r, f32x4.splat(5.0000001201e-1));
-  return f32x4.mul(f32x4.add(fmadd(f32x4.mul(p, r), r, r), f32x4.splat(1)), pow2(t));
-}
-
-/** expA, copy B (see above). */
-function expB(z: v128): v128 {
-  const t = fmadd(z, f32x4.splat(1.4426950408889634), f32x4.splat(12582912));
-  const n = f32x4.sub(t, f32x4.splat(12582912));
-  let r = fmadd(n, f32x4.splat(-0.693359375), z);
-  r = fmadd(n, f32x4.splat(2.1219444e-4), r);
-  let p = fmadd(f32x4.splat(1.98756915e-4), r, f32x4.splat(1.3981999507e-3));
-  p = fmadd(p, r, f32x4.splat(8.3334519073e-3));
-  p = fmadd(p, r, f32x4.splat(4.1665795894e-2));
-  p = fmadd(p, r, f32x4.splat(1.6666665459e-1));
-  p = fmadd(p, r, f32x4.splat(5.0000001201e-1));
-  return f32x4.mul(f32x4.add(fmadd(f32x4.mul(p, r), r, r), f32x4.splat(1)), pow2(t));
-}
-
-/** expA, copy C (see above). */
-function expC(z: v128): v128 {
-  const t = fmadd(z, f32x4.splat(1.4426950408889634), f32x4.splat(12582912));
-  const n = f32x4.sub(t, f32x4.splat(12582912));
-  let r = fmadd(n, f32x4.splat(-0.693359375), z);
-  r = fmadd(n, f32x4.splat(2.1219444e-4), r);
-  let p = fmadd(f32x4.splat(1.98756915e-4), r, f32x4.splat(1.3981999507e-3));
-  p = fmadd(p, r, f32x4.splat(8.3334519073e-3));
-  p = fmadd(p, r, f32x4.splat(4.1665795894e-2));
-  p = fmadd(p, r, f32x4.splat(1.6666665459e-1));
-  p = fmadd(p, r, f32x4.splat(5.0000001201e-1));
-  return f32x4.mul(f32x4.add(fmadd(f32x4.mul(p, r), r, r), f32x4.splat(1)), pow2(t));
-}
-
-/** expA, copy D (see above). */
-function expD(z: v128): v128 {
-  const t = fmadd(z, f32x4.splat(1.4426950408889634), f32x4.splat(12582912));
-  const n = f32x4.sub(t, f32x4.splat(12582912));
-  let r = fmadd(n, f32x4.splat(-0.693359375), z);
-  r = fmadd(n, f32x4.splat(2.1219444e-4), r);
-  let p = fmadd(f32x4.splat(1.98756915e-4), r, f32x4.splat(1.3981999507e-3));
-  p = fmadd(p, r, f32x4.splat(8.3334519073e-3));
-  p = fmadd(p, r, f32x4.splat(4.1665795894e-2));
-  p = fmadd(p, r, f32x4.splat(1.6666665459e-1));
-  p = fmadd(p, r, f32x4.splat(5.0000001201e-1));
-  return f32x4.mul(f32x4.add(fmadd(f32x4.mul(p, r), r, r), f32x4.splat(1)), pow2(t));
+// One exp, inlined by AssemblyScript at each of its four call sites (`@inline`, where four hand-written
+// copies stood before; the built kernels compute the same bits); a static method, because prettier cannot
+// parse a decorator on a plain function.
+class Fast {
+  /**
+   * e^z for z in ±87: z = n ln2 + r with |r| <= ln2 / 2 and the Cephes degree-5 polynomial; n is rounded by
+   * adding 1.5 * 2^23 (cheaper in V8 than nearest + trunc_sat).
+   */
+  @inline static exp(z: v128): v128 {
+    const t = fmadd(z, f32x4.splat(1.4426950408889634), f32x4.splat(12582912));
+    const n = f32x4.sub(t, f32x4.splat(12582912));
+    let r = fmadd(n, f32x4.splat(-0.693359375), z);
+    r = fmadd(n, f32x4.splat(2.1219444e-4), r);
+    let p = fmadd(f32x4.splat(1.98756915e-4), r, f32x4.splat(1.3981999507e-3));
+    p = fmadd(p, r, f32x4.splat(8.3334519073e-3));
+    p = fmadd(p, r, f32x4.splat(4.1665795894e-2));
+    p = fmadd(p, r, f32x4.splat(1.6666665459e-1));
+    p = fmadd(p, r, f32x4.splat(5.0000001201e-1));
+    return f32x4.mul(f32x4.add(fmadd(f32x4.mul(p, r), r, r), f32x4.splat(1)), pow2(t));
+  }
 }
 
 /** gelu = x s, s = 1 / (1 + e) = 0.5 (1 + tanh u), e = exp(-2u); gelu(-Inf) is NaN (-Inf * 0 in f64). */
@@ -121,8 +84,8 @@ export function geluF32(x: usize, g: usize, o: usize, n8: i32, grad: i32): void 
       const b = v128.load(x + i, 16);
       const ac = clamp20(a);
       const bc = clamp20(b);
-      const ea = expA(geluZ(ac));
-      const eb = expB(geluZ(bc));
+      const ea = Fast.exp(geluZ(ac));
+      const eb = Fast.exp(geluZ(bc));
       v128.store(o + i, geluGradOut(a, ac, ea, v128.load(g + i)));
       v128.store(o + i, geluGradOut(b, bc, eb, v128.load(g + i, 16)), 16);
     }
@@ -131,8 +94,8 @@ export function geluF32(x: usize, g: usize, o: usize, n8: i32, grad: i32): void 
   for (let i: usize = 0; i < end; i += 32) {
     const a = v128.load(x + i);
     const b = v128.load(x + i, 16);
-    const ea = expC(geluZ(clamp20(a)));
-    const eb = expD(geluZ(clamp20(b)));
+    const ea = Fast.exp(geluZ(clamp20(a)));
+    const eb = Fast.exp(geluZ(clamp20(b)));
     v128.store(o + i, geluOut(a, ea));
     v128.store(o + i, geluOut(b, eb), 16);
   }

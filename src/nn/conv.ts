@@ -22,6 +22,42 @@ import {
 import type { FactoryOptions } from './layers.js';
 import { Module, type Parameter } from './module.js';
 
+/**
+ * A conv layer's kernel size as [KH, KW], after checking that the channel counts, kernel size and groups
+ * are positive integers and both channel counts divisible by groups (errors name `op`).
+ */
+function checkedKernel(
+  op: string,
+  inChannels: number,
+  outChannels: number,
+  kernelSize: Size2,
+  groups: number,
+): [number, number] {
+  const k: [number, number] =
+    typeof kernelSize === 'number' ? [kernelSize, kernelSize] : [kernelSize[0], kernelSize[1]];
+  for (const [what, v] of [
+    ['inChannels', inChannels],
+    ['outChannels', outChannels],
+    ['kernelSize', k[0]],
+    ['kernelSize', k[1]],
+    ['groups', groups],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new OpError(op, `${what} must be a positive integer, got ${v}`);
+  }
+  if (inChannels % groups || outChannels % groups)
+    throw new OpError(
+      op,
+      `inChannels ${inChannels} and outChannels ${outChannels} must both be divisible by groups ${groups}`,
+    );
+  return k;
+}
+
+/** `rand` options for U(-1/sqrt(fanIn), 1/sqrt(fanIn)), the conv layers' weight and bias initialization. */
+function uniformInit(fanIn: number, opts: FactoryOptions) {
+  const bound = 1 / Math.sqrt(fanIn);
+  return { low: -bound, high: bound, device: opts.device, dtype: opts.dtype, generator: opts.generator };
+}
+
 /** Options of `Conv2d` beyond the channel counts and kernel size. */
 export interface Conv2dLayerOptions extends FactoryOptions, Conv2dOptions {
   /** Learn an additive bias per output channel (default true). */
@@ -47,28 +83,11 @@ export class Conv2d extends Module {
   ) {
     super();
     const groups = opts.groups ?? 1;
-    const k: [number, number] =
-      typeof kernelSize === 'number' ? [kernelSize, kernelSize] : [kernelSize[0], kernelSize[1]];
-    for (const [what, v] of [
-      ['inChannels', inChannels],
-      ['outChannels', outChannels],
-      ['kernelSize', k[0]],
-      ['kernelSize', k[1]],
-      ['groups', groups],
-    ] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new OpError('Conv2d', `${what} must be a positive integer, got ${v}`);
-    }
-    if (inChannels % groups || outChannels % groups)
-      throw new OpError(
-        'Conv2d',
-        `inChannels ${inChannels} and outChannels ${outChannels} must both be divisible by groups ${groups}`,
-      );
+    const k = checkedKernel('Conv2d', inChannels, outChannels, kernelSize, groups);
     this.kernelSize = k;
     const { stride, padding, dilation, activation } = opts;
     this.conv = { stride, padding, dilation, groups, activation };
-    const fanIn = (inChannels / groups) * k[0] * k[1];
-    const bound = 1 / Math.sqrt(fanIn);
-    const init = { low: -bound, high: bound, device: opts.device, dtype: opts.dtype, generator: opts.generator };
+    const init = uniformInit((inChannels / groups) * k[0] * k[1], opts);
     this.weight = this.param(rand([outChannels, inChannels / groups, k[0], k[1]], init));
     this.bias = (opts.bias ?? true) ? this.param(rand([outChannels], init)) : null;
   }
@@ -109,28 +128,11 @@ export class ConvTranspose2d extends Module {
   ) {
     super();
     const groups = opts.groups ?? 1;
-    const k: [number, number] =
-      typeof kernelSize === 'number' ? [kernelSize, kernelSize] : [kernelSize[0], kernelSize[1]];
-    for (const [what, v] of [
-      ['inChannels', inChannels],
-      ['outChannels', outChannels],
-      ['kernelSize', k[0]],
-      ['kernelSize', k[1]],
-      ['groups', groups],
-    ] as const) {
-      if (!Number.isInteger(v) || v < 1)
-        throw new OpError('ConvTranspose2d', `${what} must be a positive integer, got ${v}`);
-    }
-    if (inChannels % groups || outChannels % groups)
-      throw new OpError(
-        'ConvTranspose2d',
-        `inChannels ${inChannels} and outChannels ${outChannels} must both be divisible by groups ${groups}`,
-      );
+    const k = checkedKernel('ConvTranspose2d', inChannels, outChannels, kernelSize, groups);
     this.kernelSize = k;
     const { stride, padding, dilation, outputPadding } = opts;
     this.conv = { stride, padding, dilation, outputPadding, groups };
-    const bound = 1 / Math.sqrt((outChannels / groups) * k[0] * k[1]);
-    const init = { low: -bound, high: bound, device: opts.device, dtype: opts.dtype, generator: opts.generator };
+    const init = uniformInit((outChannels / groups) * k[0] * k[1], opts);
     this.weight = this.param(rand([inChannels, outChannels / groups, k[0], k[1]], init));
     this.bias = (opts.bias ?? true) ? this.param(rand([outChannels], init)) : null;
   }

@@ -36,11 +36,17 @@ export function matmul(inputs: readonly Operand[], out: TensorSpec, attrs: AttrM
     if (bias) addBias(bias, out);
     return;
   }
-  if (out.dtype === 'float32' && (!residual || isContiguous(out.shape, residual.strides))) {
-    epilogueF32(out, bias, residual, attrs.activation ?? null, h ?? null);
-    return;
-  }
-  epilogue(out, bias, residual, attrs.activation ?? null, h ?? null);
+  const ep: Epilogue = { bias, residual, act: attrs.activation ?? null, h: h ?? null };
+  if (out.dtype === 'float32' && (!residual || isContiguous(out.shape, residual.strides))) epilogueF32(out, ep);
+  else epilogue(out, ep);
+}
+
+/** The epilogue's operands after the GEMMs: bias (n), activation, residual and the aux pre-activation h. */
+interface Epilogue {
+  readonly bias: TensorSpec | null;
+  readonly residual: TensorSpec | null;
+  readonly act: 'gelu' | 'relu' | null;
+  readonly h: TensorSpec | null;
 }
 
 /**
@@ -89,13 +95,7 @@ function unaliasResidual(inputs: readonly Operand[], out: TensorSpec, at: number
  * (so values match it): the bias, one copy to h, the WASM SIMD gelu (from its threshold on; else the
  * elementwise loop) and the WASM add of a contiguous residual.
  */
-function epilogueF32(
-  out: TensorSpec,
-  bias: TensorSpec | null,
-  residual: TensorSpec | null,
-  act: 'gelu' | 'relu' | null,
-  h: TensorSpec | null,
-): void {
+function epilogueF32(out: TensorSpec, { bias, residual, act, h }: Epilogue): void {
   const len = numel(out.shape);
   const o = view(out.buffer, 'float32');
   const p = out.offset;
@@ -128,13 +128,7 @@ function biasValues(bias: TensorSpec | null, n: number): Float32Array {
  * then act(h) (the elementwise op's own loop, so the values match the unfused gelu/relu), then + the
  * residual read through its strides, one rounding store.
  */
-function epilogue(
-  out: TensorSpec,
-  bias: TensorSpec | null,
-  residual: TensorSpec | null,
-  act: 'gelu' | 'relu' | null,
-  h: TensorSpec | null,
-): void {
+function epilogue(out: TensorSpec, { bias, residual, act, h }: Epilogue): void {
   const nd = out.shape.length;
   const n = out.shape[nd - 1]!;
   const rows = numel(out.shape) / n;

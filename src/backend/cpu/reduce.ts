@@ -32,8 +32,8 @@ function accumulate(op: 'sum' | 'max' | 'min', x: TensorSpec, out: TensorSpec, a
   const empty = numel(x.shape) === 0;
   const lay = empty ? null : coalesce(x.shape, [x.strides, accStrides(x.shape, axes)], 0);
   if (lay && op === 'sum' && x.dtype === 'float32' && out.dtype === 'float32') {
-    if (wasmSum(lay, view(x.buffer, 'float32'), x.offset, view(out.buffer, 'float32'), out.offset)) return;
-    if (sumLeadingRows(lay, view(x.buffer, 'float32'), x.offset, view(out.buffer, 'float32'), out.offset)) return;
+    const rows = rowsLayout(lay);
+    if (rows && sumRowsF32(rows, view(x.buffer, 'float32'), x.offset, view(out.buffer, 'float32'), out.offset)) return;
   }
   const acc = scratchF64(0, nOut);
   acc.fill(op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity, 0, nOut);
@@ -62,25 +62,37 @@ function accumulate(op: 'sum' | 'max' | 'min', x: TensorSpec, out: TensorSpec, a
 }
 
 /**
- * A float32 sum on the WASM kernels (wasmreduce.ts) when the coalesced layout is rows of contiguous floats
- * summed down the columns (leading dims) or along the rows (last dim, or everything); false otherwise.
+ * A sum whose coalesced layout is `rows` rows of `len` contiguous floats (row stride rs), summed down the
+ * columns (the leading dims: a bias gradient, the batch sum of a broadcast gradient) or along each row (the
+ * last dim; one row of stride 0: everything).
  */
-function wasmSum(
-  lay: { shape: number[]; strides: number[][] },
-  x: Float32Array,
-  off: number,
-  o: Float32Array,
-  oOff: number,
-): boolean {
+interface RowsLayout {
+  readonly down: boolean;
+  readonly rows: number;
+  readonly len: number;
+  readonly rs: number;
+}
+
+/** The coalesced layout as a RowsLayout, or null when it is not one. */
+function rowsLayout(lay: { shape: number[]; strides: number[][] }): RowsLayout | null {
   const [xs, as] = lay.strides as [number[], number[]];
-  if (lay.shape.length === 1) {
-    return xs[0] === 1 && as[0] === 0 && wasmRowSumF32(1, lay.shape[0]!, x, off, 0, o, oOff);
-  }
-  if (lay.shape.length !== 2 || xs[1] !== 1) return false;
+  if (lay.shape.length === 1)
+    return xs[0] === 1 && as[0] === 0 ? { down: false, rows: 1, len: lay.shape[0]!, rs: 0 } : null;
+  if (lay.shape.length !== 2 || xs[1] !== 1) return null;
   const [rows, len] = lay.shape as [number, number];
-  if (as[0] === 0 && as[1] === 1) return wasmColSumF32(rows, len, x, off, xs[0]!, o, oOff);
-  if (as[0] === 1 && as[1] === 0) return wasmRowSumF32(rows, len, x, off, xs[0]!, o, oOff);
-  return false;
+  if (as[0] === 0 && as[1] === 1) return { down: true, rows, len, rs: xs[0]! };
+  if (as[0] === 1 && as[1] === 0) return { down: false, rows, len, rs: xs[0]! };
+  return null;
+}
+
+/**
+ * The float32 sum of layout `s` into the contiguous out[oOff..]: on the WASM kernels (wasmreduce.ts), else
+ * column sums on sumLeadingRows; false, having written nothing, for row sums the WASM kernels do not take.
+ */
+function sumRowsF32(s: RowsLayout, x: Float32Array, off: number, o: Float32Array, oOff: number): boolean {
+  if (!s.down) return wasmRowSumF32(s.rows, s.len, x, off, s.rs, o, oOff);
+  if (!wasmColSumF32(s.rows, s.len, x, off, s.rs, o, oOff)) sumLeadingRows(s.rows, s.len, s.rs, x, off, o, oOff);
+  return true;
 }
 
 /** Output columns summed per block: 16 KiB of float64 accumulators stay in L1 while every row streams by. */
@@ -88,23 +100,20 @@ const SUM_BLOCK = 2048;
 const sumBlock = new Float64Array(SUM_BLOCK);
 
 /**
- * Sums R rows of L contiguous float32 (row stride xs) into the contiguous float32 out[oOff..oOff + L) when
- * the layout is exactly that (the batch sum of a broadcast gradient, a bias gradient); returns false,
- * having written nothing, otherwise. Column blocks keep their float64 accumulators in L1 and go straight
- * to the output (a row at a time streamed an output-sized float64 array through memory once per row).
+ * Sums `rows` rows of `len` contiguous float32 (row stride rs, from x[off]) into the contiguous float32
+ * o[oOff..oOff + len) (the batch sum of a broadcast gradient, a bias gradient). Column blocks keep their
+ * float64 accumulators in L1 and go straight to the output (a row at a time streamed an output-sized
+ * float64 array through memory once per row).
  */
 function sumLeadingRows(
-  lay: { shape: number[]; strides: number[][] },
+  rows: number,
+  len: number,
+  rs: number,
   x: Float32Array,
   off: number,
   o: Float32Array,
   oOff: number,
-): boolean {
-  if (lay.shape.length !== 2) return false;
-  const [xs, as] = lay.strides as [number[], number[]];
-  if (xs[1] !== 1 || as[1] !== 1 || as[0] !== 0) return false;
-  const [rows, len] = lay.shape as [number, number];
-  const rs = xs[0]!;
+): void {
   const acc = sumBlock;
   for (let j0 = 0; j0 < len; j0 += SUM_BLOCK) {
     const w = Math.min(SUM_BLOCK, len - j0);
@@ -121,7 +130,6 @@ function sumLeadingRows(
     for (; r < rows; r++, p += rs) for (let j = 0; j < w; j++) acc[j] = acc[j]! + x[p + j]!;
     for (let j = 0; j < w; j++) o[oOff + j0 + j] = acc[j]!;
   }
-  return true;
 }
 
 /** Folds x[px], x[px+sx], ... into acc[pa], acc[pa+sa], ... (sa = 0: all into one slot). NaN propagates. */

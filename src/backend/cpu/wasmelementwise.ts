@@ -78,24 +78,38 @@ export function wasmGeluF32(
 ): boolean {
   const host = wasmStreamHost();
   if (!host || n < host.options.geluMin || n === 0) return false;
-  if (n >= GELU_THREAD_MIN && geluPooled(n, x, xo, g, go, out, oo)) return true;
-  const gelu = host.fns.geluF32;
-  if (!gelu) return false;
-  const xB = ALIGN;
-  const gB = xB + CHUNK;
-  const oB = gB + CHUNK;
-  const mem = host.ensure(oB + CHUNK);
-  if (!mem) return false;
-  for (let i0 = 0; i0 < n; i0 += CHUNK) {
-    const len = Math.min(CHUNK, n - i0);
-    mem.set(x.subarray(xo + i0, xo + i0 + len), xB);
-    if (g) mem.set(g.subarray(go + i0, go + i0 + len), gB);
-    gelu(xB * 4, gB * 4, oB * 4, (len + 7) & ~7, g ? 1 : 0); // the kernel's 8-float steps stay in the regions
-    out.set(mem.subarray(oB, oB + len), oo + i0);
+  const grad = g ? 1 : 0;
+  // x (and g) copied chunk by chunk into regions of ch floats from float ALIGN of the host's memory, the
+  // kernel run on them and the result copied out; false, having written nothing, when memory cannot grow
+  const staged = (h: { ensure(floats: number): Float32Array | null }, ch: number, kernel: GeluKernel): boolean => {
+    const xB = ALIGN;
+    const gB = xB + ch;
+    const oB = gB + ch;
+    const mem = h.ensure(oB + ch);
+    if (!mem) return false;
+    for (let i0 = 0; i0 < n; i0 += ch) {
+      const len = Math.min(ch, n - i0);
+      mem.set(x.subarray(xo + i0, xo + i0 + len), xB);
+      if (g) mem.set(g.subarray(go + i0, go + i0 + len), gB);
+      kernel(xB * 4, gB * 4, oB * 4, (len + 7) & ~7); // the kernel's 8-float steps stay in the regions
+      out.set(mem.subarray(oB, oB + len), oo + i0);
+    }
+    return true;
+  };
+  const pooled = n >= GELU_THREAD_MIN ? geluPool(grad) : null;
+  if (pooled && staged(pooled.host, GELU_POOLED_CHUNK, pooled.kernel)) {
+    counters.geluWasm++;
+    counters.geluThreaded++;
+    return true;
   }
+  const gelu = host.fns.geluF32;
+  if (!gelu || !staged(host, CHUNK, (xb, gb, ob, n8) => gelu(xb, gb, ob, n8, grad))) return false;
   counters.geluWasm++;
   return true;
 }
+
+/** A gelu kernel over staged regions: the byte addresses of x, g and out, and n8 floats (a multiple of 8). */
+type GeluKernel = (xb: number, gb: number, ob: number, n8: number) => void;
 
 /** Elements from which gelu splits over the worker pool, where it is up. */
 export const GELU_THREAD_MIN = 1 << 18;
@@ -118,41 +132,19 @@ const GELU_POOLED_CHUNK = 1 << 18;
 const GELU_BLOCK = 8192;
 
 /**
- * wasmGeluF32 through the shared memory, its blocks split over the worker pool (elementwise: the same bits
- * on any thread count). False, having written nothing, when the pool is off or not ready yet.
+ * wasmGeluF32's pooled path: the shared-memory host and a kernel that splits its blocks over the worker pool
+ * (elementwise: the same bits on any thread count); null when the pool is off or not ready yet.
  */
-function geluPooled(
-  n: number,
-  x: Float32Array,
-  xo: number,
-  g: Float32Array | null,
-  go: number,
-  out: Float32Array,
-  oo: number,
-): boolean {
+function geluPool(grad: number): { host: NonNullable<ReturnType<typeof wasmKernelHost>>; kernel: GeluKernel } | null {
   const host = wasmKernelHost();
   const pool = host?.pool;
   const fn = host?.exports.geluBlocksF32;
-  if (!host || !host.threads || !pool || !fn || pool.size < geluPoolMinWorkers) return false;
+  if (!host || !host.threads || !pool || !fn || pool.size < geluPoolMinWorkers) return null;
   pool.start();
-  if (!pool.ready) return false; // workers still starting: the single-threaded path does not wait
-  const ch = GELU_POOLED_CHUNK;
-  const xB = ALIGN;
-  const gB = xB + ch;
-  const oB = gB + ch;
-  const mem = host.ensure(oB + ch);
-  if (!mem) return false;
-  for (let i0 = 0; i0 < n; i0 += ch) {
-    const len = Math.min(ch, n - i0);
-    const n8 = (len + 7) & ~7;
-    mem.set(x.subarray(xo + i0, xo + i0 + len), xB);
-    if (g) mem.set(g.subarray(go + i0, go + i0 + len), gB);
-    pool.run(fn, [xB * 4, gB * 4, oB * 4, n8, g ? 1 : 0], Math.ceil(n8 / GELU_BLOCK), 'geluBlocksF32', 4);
-    out.set(mem.subarray(oB, oB + len), oo + i0);
-  }
-  counters.geluWasm++;
-  counters.geluThreaded++;
-  return true;
+  if (!pool.ready) return null; // workers still starting: the single-threaded path does not wait
+  const kernel: GeluKernel = (xb, gb, ob, n8) =>
+    pool.run(fn, [xb, gb, ob, n8, grad], Math.ceil(n8 / GELU_BLOCK), 'geluBlocksF32', 4);
+  return { host, kernel };
 }
 
 /** The binary ops the broadcast kernel runs. */

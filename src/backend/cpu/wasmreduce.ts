@@ -41,6 +41,17 @@ function chunkRows(c: number): number {
 }
 
 /**
+ * The streaming kernel `name` (and its host) of a sum down the columns of `rows` rows of c floats into
+ * per-column f64 accumulators; null when the problem is small or too wide or the WASM kernels are off.
+ */
+function columnKernel(name: string, rows: number, c: number) {
+  if (rows * c < WASM_REDUCE_MIN || c > MAX_COLS || c === 0) return null;
+  const host = wasmStreamHost();
+  const fn = host?.fns[name];
+  return host && fn ? { host, fn } : null;
+}
+
+/**
  * out[oo + j] = sum over r < rows of x[xo + r * rs + j] for j < c. Returns false, having written nothing,
  * when the problem is small or too wide, the WASM kernels are off or the memory cannot grow.
  */
@@ -53,10 +64,9 @@ export function wasmColSumF32(
   out: Float32Array,
   oo: number,
 ): boolean {
-  if (rows * c < WASM_REDUCE_MIN || c > MAX_COLS || c === 0) return false;
-  const host = wasmStreamHost();
-  const fn = host?.fns.colSumF32;
-  if (!host || !fn) return false;
+  const kernel = columnKernel('colSumF32', rows, c);
+  if (!kernel) return false;
+  const { host, fn } = kernel;
   const per = chunkRows(c);
   const aB = ALIGN; // f64 accumulators: 2 floats each
   const xB = roundUp(aB + 2 * c, ALIGN);
@@ -144,10 +154,9 @@ export function wasmLayerNormParamsF32(
   out: Float32Array,
   oo: number,
 ): boolean {
-  if (rows * d < WASM_REDUCE_MIN || d > MAX_COLS || d === 0) return false;
-  const host = wasmStreamHost();
-  const fn = host?.fns.lnParamsF32;
-  if (!host || !fn) return false;
+  const kernel = columnKernel('lnParamsF32', rows, d);
+  if (!kernel) return false;
+  const { host, fn } = kernel;
   const per = chunkRows(d);
   const aB = ALIGN; // 2 d f64 accumulators
   const sB = roundUp(aB + 4 * d, ALIGN);
