@@ -3,7 +3,18 @@
 import { AutogradError, fmtShape } from '../core/errors.js';
 import type { Tensor } from '../tensor/index.js';
 import type { AttrMap } from '../ops/opcodes.js';
-import { binary, cast, indexAddInplace, keep, noGrad, onesLike, tidy, transpose, type Node } from '../tensor/index.js';
+import {
+  binary,
+  cast,
+  indexAddInplace,
+  keep,
+  noGrad,
+  onesLike,
+  tidy,
+  transpose,
+  zeros,
+  type Node,
+} from '../tensor/index.js';
 import { matmulAccumulate_ } from '../tensor/linalg.js';
 import { GRAD_RULES, materialize, type DeferredGrad, type InputGrad } from './rules.js';
 
@@ -64,6 +75,15 @@ class Ledger {
     const dtype = g.kind === 'matmul' ? g.x.dtype : g.src.dtype;
     if (!leaf.disposed && grad && leaf.leafHooks.length === 0 && grad.dtype === dtype && grad.isContiguous) {
       accumulateInPlace(grad, g);
+      return;
+    }
+    if (!leaf.disposed && !grad && leaf.leafHooks.length === 0 && leaf.dtype === dtype) {
+      // The first gradient of a leaf is accumulated into zeros as well (0 + v is v exactly): the first step
+      // then runs the kernels of every later one, so the device compiles them all in step one.
+      const z = zeros(leaf.shape, { dtype, device: leaf.device });
+      this.owned.add(z);
+      leaf.grad = keep(z);
+      accumulateInPlace(z, g);
       return;
     }
     const t = tidy(() => castTo(materialize(g), leaf.dtype));

@@ -104,12 +104,14 @@ async function evaluate<B>(spec: LoopSpec<B>): Promise<number> {
 async function optimizerStep<B>(
   spec: LoopSpec<B>,
   n: number,
+  warmEval = false,
 ): Promise<{ loss: number; gradNorm: number; skipped?: boolean }> {
   const micro: Tensor[] = [];
   const scaler = spec.scaler;
   try {
     for (let m = 0; m < n; m++) {
       const batch = spec.nextBatch ? await spec.nextBatch() : (undefined as B);
+      if (warmEval && m === 0 && spec.evalEvery > 0 && spec.nextBatch) warmEvalKernels(spec, batch);
       micro.push(
         tidy(() => {
           const loss = spec.trainLoss(batch);
@@ -143,6 +145,25 @@ async function optimizerStep<B>(
   }
 }
 
+/**
+ * The run's first step also enqueues one evaluation forward of its first batch and evaluate's mean over
+ * evalBatches losses (eval mode, no graph, no read, results dropped: no state changes), so that every
+ * kernel the periodic evaluations use is compiled with the first step's, not in the middle of training.
+ */
+function warmEvalKernels<B>(spec: LoopSpec<B>, batch: B): void {
+  spec.setTraining(false);
+  try {
+    noGrad(() =>
+      tidy(() => {
+        const loss = spec.evalLoss(batch);
+        void stack(Array<Tensor>(spec.evalBatches).fill(loss)).mean(); // evaluate's reduction, same shapes
+      }),
+    );
+  } finally {
+    spec.setTraining(true);
+  }
+}
+
 /** Runs the loop; resolves with the last step's record and the last eval. */
 export async function trainLoop<B = void>(spec: LoopSpec<B>): Promise<{ last?: StepRecord; lastEval?: EvalRecord }> {
   const n = spec.gradAccum ?? 1;
@@ -160,7 +181,7 @@ export async function trainLoop<B = void>(spec: LoopSpec<B>): Promise<{ last?: S
     spec.optimizer.lr = lr;
     const t0 = performance.now();
     const lossScale = spec.scaler?.scaleFactor;
-    const { loss, gradNorm, skipped } = await optimizerStep(spec, n);
+    const { loss, gradNorm, skipped } = await optimizerStep(spec, n, step === (spec.startStep ?? 0));
     const ms = performance.now() - t0;
     last = { step, loss, gradNorm, lr, ms, tokensPerSec: (spec.tokensPerStep / ms) * 1000 };
     if (lossScale !== undefined) Object.assign(last, { lossScale, skipped: skipped === true });
