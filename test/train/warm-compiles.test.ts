@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { uploadBatch, type HostBatch } from '../../src/data/batches.js';
 import { GPT, type GPTConfig } from '../../src/models/gpt.js';
-import { AdamW } from '../../src/optim/index.js';
+import { SGD } from '../../src/optim/index.js';
 import type { DeviceName } from '../../src/backend/backend.js';
 import { Generator, getBackend } from '../../src/tensor/index.js';
 import { trainLoop } from '../../src/train/index.js';
@@ -35,7 +35,9 @@ function batch(seed: number): HostBatch {
 async function run(device: DeviceName, evalEvery: number) {
   const model = new GPT(CONFIG, { device, generator: new Generator(5) });
   const backend = getBackend(device);
-  const optimizer = new AdamW(model.parameters(), { lr: 1e-2 });
+  // SGD: an update proportional to the gradient (Adam would turn a last-bit difference in a near-zero
+  // gradient into a sizeable step, see below)
+  const optimizer = new SGD(model.parameters(), { lr: 1e-2, momentum: 0.9 });
   const losses: number[] = [];
   const compilesAfter: number[] = []; // compile count after each step
   const evalCompiles: number[] = []; // compiles during each evaluation
@@ -82,15 +84,16 @@ forEachBackend((device) => {
     const after = withEval.compilesAfter;
     assert.equal(withEval.compilesEnd, after[1], `nothing compiles from the third step on (after each step: ${after})`);
     const plain = await run(device, 0);
-    assert.deepEqual(withEval.losses, plain.losses, 'the same training losses with and without evaluations');
-    if (device === 'cpu') assert.deepEqual(withEval.params, plain.params, 'the same weights, bit for bit');
-    else {
-      // WebGPU: evaluations change which pooled buffers (and offsets) later steps get, and a reduction's
-      // vectorized path depends on alignment, so the update may differ in the last bit; two runs with the
-      // same history are bit-identical. Adam normalizes tiny gradients (a bias near 0), so an ulp there can
-      // move a weight by a sizeable part of an update: atol is 1e-3 of the learning rate.
+    if (device === 'cpu') {
+      assert.deepEqual(withEval.losses, plain.losses, 'the same training losses, bit for bit');
+      assert.deepEqual(withEval.params, plain.params, 'the same weights, bit for bit');
+    } else {
+      // WebGPU on llvmpipe: the two runs (and the same run from process to process) may differ in the
+      // last bits of a gradient; the cause is not pinned down (the order buffers are reused in is one
+      // candidate). With SGD that moves a weight by ~lr x an ulp and a loss by about an ulp.
+      assertClose(withEval.losses, plain.losses, { dtype: 'float32', rtol: 1e-5, atol: 0, what: 'losses' });
       withEval.params.forEach((p, i) =>
-        assertClose(p, plain.params[i]!, { dtype: 'float32', rtol: 1e-5, atol: 1e-5, what: `weights ${i}` }),
+        assertClose(p, plain.params[i]!, { dtype: 'float32', rtol: 1e-5, atol: 1e-7, what: `weights ${i}` }),
       );
     }
   });
