@@ -66,24 +66,23 @@ class Ledger {
   }
 
   /**
-   * Accumulates a deferred gradient (an index-add or a product) into `leaf.grad` in place when the buffer
-   * exists (the steady state of training, where grads are zeroed in place), has its dtype and is
-   * contiguous, and no hook must see the gradient; else builds it and goes the usual way.
+   * Accumulates a deferred gradient (an index-add or a product) into `leaf.grad` in place when no hook must
+   * see the gradient and the buffer has its dtype and is contiguous (the steady state of training, where
+   * grads are zeroed in place); a leaf without a grad gets a zeroed one first (0 + v is v exactly), so the
+   * first step runs the kernels of every later one and the device compiles them all in step one. Else the
+   * gradient is built and goes the usual way.
    */
   toLeafDeferred(leaf: Tensor, g: DeferredGrad): void {
-    const grad = leaf.grad;
     const dtype = g.kind === 'matmul' ? g.x.dtype : g.src.dtype;
-    if (!leaf.disposed && grad && leaf.leafHooks.length === 0 && grad.dtype === dtype && grad.isContiguous) {
-      accumulateInPlace(grad, g);
-      return;
-    }
-    if (!leaf.disposed && !grad && leaf.leafHooks.length === 0 && leaf.dtype === dtype) {
-      // The first gradient of a leaf is accumulated into zeros as well (0 + v is v exactly): the first step
-      // then runs the kernels of every later one, so the device compiles them all in step one.
+    const inPlace = !leaf.disposed && leaf.leafHooks.length === 0;
+    if (inPlace && !leaf.grad && leaf.dtype === dtype) {
       const z = zeros(leaf.shape, { dtype, device: leaf.device });
       this.owned.add(z);
       leaf.grad = keep(z);
-      accumulateInPlace(z, g);
+    }
+    const grad = leaf.grad;
+    if (inPlace && grad && grad.dtype === dtype && grad.isContiguous) {
+      accumulateInPlace(grad, g);
       return;
     }
     const t = tidy(() => castTo(materialize(g), leaf.dtype));
@@ -205,18 +204,20 @@ function leafRoute(
   fanIn: ReadonlyMap<Node, number>,
 ): { leaf: Tensor; grad: DeferredGrad; view: Node | null } | null {
   if ('leaf' in edge) return { leaf: edge.leaf, grad: g, view: null };
-  if (g.kind !== 'matmul' || !isLoneLeafTranspose(edge.node, fanIn)) return null;
-  const inner = edge.node.next[0]!;
-  if (!('leaf' in inner)) return null;
-  return { leaf: inner.leaf, grad: { ...g, transposed: !g.transposed }, view: edge.node };
+  if (g.kind !== 'matmul') return null;
+  const leaf = leafBehindLoneTranspose(edge.node, fanIn);
+  return leaf ? { leaf, grad: { ...g, transposed: !g.transposed }, view: edge.node } : null;
 }
 
-/** A 2-D transpose of a leaf with no hooks whose output feeds exactly one gradient (its rule is a transpose). */
-function isLoneLeafTranspose(n: Node, fanIn: ReadonlyMap<Node, number>): boolean {
-  if (n.op !== 'permute' || n.hooks.length > 0 || fanIn.get(n) !== 1 || n.next.length !== 1) return false;
+/**
+ * The leaf behind `n` when `n` is a 2-D transpose of a leaf with no hooks whose output feeds exactly one
+ * gradient (its rule is a transpose), else null.
+ */
+function leafBehindLoneTranspose(n: Node, fanIn: ReadonlyMap<Node, number>): Tensor | null {
+  if (n.op !== 'permute' || n.hooks.length > 0 || fanIn.get(n) !== 1 || n.next.length !== 1) return null;
   const { dims } = n.attrs as AttrMap['permute'];
   const e = n.next[0];
-  return dims.length === 2 && dims[0] === 1 && dims[1] === 0 && e != null && 'leaf' in e;
+  return dims.length === 2 && dims[0] === 1 && dims[1] === 0 && e != null && 'leaf' in e ? e.leaf : null;
 }
 
 /** A node whose only gradient went around it: nothing is pending on it; its saved tensors go as if it ran. */

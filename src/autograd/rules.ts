@@ -230,11 +230,10 @@ export const GRAD_RULES: Readonly<Record<OpCode, GradRule | null>> = {
     // 189 -> ~15 ms on the CPU). Same products, same FLOPs. 2-D products are deferred (MatmulGrad): a
     // weight's is accumulated into its .grad by the product's own kernel (no temporary, no add). The
     // descriptor owns fresh views of its operands, which the engine frees once it served the gradient.
-    const product = (x: Tensor, y: Tensor, transposed: boolean): InputGrad => {
-      if (gm.ndim === 2) return { kind: 'matmul', x: permute(x, [0, 1]), y: permute(y, [0, 1]), transposed };
-      const p = matmul(x, y);
-      return transposed ? transpose(p) : p;
-    };
+    const product = (x: Tensor, y: Tensor, transposed: boolean): InputGrad =>
+      gm.ndim === 2
+        ? { kind: 'matmul', x: permute(x, [0, 1]), y: permute(y, [0, 1]), transposed }
+        : materialize({ kind: 'matmul', x, y, transposed });
     const ga = ctx.needs(0)
       ? colMajor(a)
         ? product(b, transpose(gm), true)
