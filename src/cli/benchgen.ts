@@ -1,27 +1,15 @@
 // The `generate` benchmark suite of `loom bench`: tokens/s of GPT generation (16-token prompt, greedy) with
 // the KV cache and without it (the whole context recomputed per token), for the small and 124M configs
 // with random weights. Each timed run includes the prompt's prefill; the JSON schema is bench.ts's.
-import type { BackendStats } from '../backend/backend.js';
 import { GPT, type GPTConfig } from '../models/gpt.js';
 import { gpt2Config } from '../models/gpt2/index.js';
 import { Generator, getBackend } from '../tensor/index.js';
-import type { BenchCounters, BenchResult, Suite } from './benchsuites.js';
+import { counterDelta } from './benchcounters.js';
+import type { BenchResult, Suite } from './benchsuites.js';
 import { TRAIN_STEP_CONFIGS } from './benchtrain.js';
 
 /** Prompt length of every case. */
 const PROMPT = 16;
-
-function counters(a: BackendStats, b: BackendStats, runs: number): BenchCounters {
-  const d = (x: number, y: number): number => (y - x) / runs;
-  return {
-    buffersCreated: d(a.buffersCreated, b.buffersCreated),
-    submits: d(a.submits, b.submits),
-    dispatches: d(a.dispatches, b.dispatches),
-    compiles: d(a.compiles, b.compiles),
-    bytesUp: d(a.bytesUploaded, b.bytesUploaded),
-    bytesDown: d(a.bytesDownloaded, b.bytesDownloaded),
-  };
-}
 
 const round = (x: number, digits = 4): number => Number(x.toPrecision(digits));
 
@@ -67,7 +55,7 @@ export const generateSuite: Suite = async (o) => {
         min_ms: round(samples[0]!, 5),
         max_ms: round(samples[samples.length - 1]!, 5),
         tokens_per_s: round((newTokens / median) * 1000),
-        counters: counters(before, backend.stats(), reps),
+        counters: counterDelta(before, backend.stats(), reps),
       };
       o.progress?.(r);
       out.push(r);

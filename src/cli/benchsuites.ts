@@ -1,17 +1,9 @@
 // The benchmark suites of `loom bench`: what each one runs and how it is timed (warmup runs, then
 // timed runs; median/min/max). They return result records and report progress through a callback;
 // bench.ts prints and writes them. Never run as timed tests.
-import {
-  getBackend,
-  matmul,
-  randn,
-  softmax,
-  type Backend,
-  type BackendStats,
-  type DeviceLike,
-  type Tensor,
-} from '../index.js';
+import { getBackend, matmul, randn, softmax, type Backend, type DeviceLike, type Tensor } from '../index.js';
 import { convCases, convFlops, makeConvRunner } from './benchconv.js';
+import { counterDelta } from './benchcounters.js';
 import { generateSuite } from './benchgen.js';
 import { TRAIN_STEP_CONFIGS, makeTrainStep, type PhaseTimes } from './benchtrain.js';
 
@@ -65,18 +57,6 @@ interface Timing {
   min: number;
   max: number;
   counters: BenchCounters;
-}
-
-function counterDelta(a: BackendStats, b: BackendStats, runs: number): BenchCounters {
-  const d = (x: number, y: number): number => (y - x) / runs;
-  return {
-    buffersCreated: d(a.buffersCreated, b.buffersCreated),
-    submits: d(a.submits, b.submits),
-    dispatches: d(a.dispatches, b.dispatches),
-    compiles: d(a.compiles, b.compiles),
-    bytesUp: d(a.bytesUploaded, b.bytesUploaded),
-    bytesDown: d(a.bytesDownloaded, b.bytesDownloaded),
-  };
 }
 
 /**
